@@ -1,0 +1,1 @@
+"""The dataset format: validation and preparation (``preparation``), and the interleaved collator (``collator``)."""

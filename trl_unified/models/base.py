@@ -1,0 +1,228 @@
+"""The adapter seam: everything that differs between unified model families lives behind this interface.
+
+The trainer, the collator and the sampler only ever see
+
+* an *interleaved sequence*: input ids, a modality id per position (``TEXT`` or ``IMAGE``) and a loss mask;
+* per-token log-probabilities of the label tokens, computed by the family's own heads.
+
+Image positions carry a *code* (an index into the image codebook) as their label, whatever id the family feeds
+the model at that position: Janus feeds the code itself to its generation embeddings, shared-vocabulary families
+(Emu3, a plain causal LM) feed the vocabulary id of that code. Image log-probs are always a distribution over the
+codebook, which is exactly what the sampler draws from in the image phase.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from trl.trainer.utils import selective_log_softmax
+
+TEXT = 0
+IMAGE = 1
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Segment:
+    """A piece of an interleaved sequence: model input ids, labels (-100 = no loss) and modality per position."""
+
+    input_ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    modality: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __add__(self, other: Segment) -> Segment:
+        return Segment(self.input_ids + other.input_ids, self.labels + other.labels, self.modality + other.modality)
+
+    @classmethod
+    def text(cls, ids: Sequence[int], *, trained: bool) -> Segment:
+        ids = list(ids)
+        return cls(ids, ids if trained else [IGNORE_INDEX] * len(ids), [TEXT] * len(ids))
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module that owns the heads and embeddings, under DDP/DeepSpeed/compile wrappers and PEFT."""
+    from accelerate.utils import extract_model_from_parallel
+
+    model = extract_model_from_parallel(model)
+    get_base_model = getattr(model, "get_base_model", None)  # PEFT: LoRA layers are injected in place
+    return get_base_model() if callable(get_base_model) else model
+
+
+class UnifiedModelAdapter(ABC):
+    """How one family of unified models reads and writes interleaved text+image sequences.
+
+    Subclasses set ``family`` (the name users pass as ``model_adapter``) and ``model_class`` (used to load a model
+    from a name or path), implement ``matches`` and the abstract methods, and list their default LoRA targets and
+    frozen parts. An adapter is built from a model (for its config) and its processing class (for its tokenizer).
+    """
+
+    family: ClassVar[str]
+    model_class: ClassVar[Any]
+    #: Regex over module names: the language model's projections (never a vision tower or a VQ model).
+    lora_target_modules: ClassVar[str]
+
+    def __init__(self, model: nn.Module, processing_class: Any):
+        self.processing_class = processing_class
+        self.tokenizer = getattr(processing_class, "tokenizer", processing_class)
+        if self.tokenizer is None:
+            raise ValueError(f"The {self.family} adapter needs a tokenizer or processor (`processing_class`).")
+        self.config = unwrap_model(model).config
+
+    # ----- identification ------------------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def matches(cls, model: nn.Module) -> bool:
+        """Whether this adapter handles ``model`` (called on the unwrapped model)."""
+
+    # ----- vocabulary and layout -------------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def boi_token_id(self) -> int:
+        """Begin-of-image: a text token, predicted by the text head (it *is* the switch from reasoning to image)."""
+
+    @property
+    @abstractmethod
+    def num_image_tokens(self) -> int:
+        """How many codes one image has."""
+
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int:
+        """How many distinct image codes exist."""
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return self.eos_token_id if pad is None else pad
+
+    def tokenize_prompt(self, prompt: str) -> list[int]:
+        """Prompt text -> ids, with the family's BOS/prompt format. The sampler uses the very same ids."""
+        return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Continuation text (reasoning) -> ids, without special tokens."""
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def image_input_id(self, code: int) -> int:
+        """The id fed to the model at an image position holding ``code`` (shared vocabularies offset it)."""
+        return code
+
+    @abstractmethod
+    def image_layout(self) -> list[int | None]:
+        """What follows begin-of-image: ``None`` for each sampled code, a token id for each forced token.
+
+        Forced tokens (row markers, size headers, end-of-image) are fed to the model but never trained on or sampled.
+        """
+
+    def image_segment(self, codes: Sequence[int]) -> Segment:
+        """``[begin-of-image][codes with the family's forced markers][end-of-image]`` with labels and modalities."""
+        layout = self.image_layout()
+        slots = sum(1 for entry in layout if entry is None)
+        if len(codes) != slots:
+            raise ValueError(f"expected {slots} image codes, got {len(codes)}")
+        outside = [int(c) for c in codes if not 0 <= int(c) < self.codebook_size]
+        if outside:
+            raise ValueError(f"image codes {outside[:5]} are outside the codebook [0, {self.codebook_size})")
+        segment = Segment([self.boi_token_id], [self.boi_token_id], [TEXT])
+        code_iter = iter(codes)
+        for entry in layout:
+            if entry is None:
+                code = int(next(code_iter))
+                segment += Segment([self.image_input_id(code)], [code], [IMAGE])
+            else:
+                segment += Segment([entry], [IGNORE_INDEX], [IMAGE])
+        return segment
+
+    def unconditional_ids(self, ids: Sequence[int]) -> list[int]:
+        """The classifier-free-guidance row for a conditional context: every token but BOS/BOI becomes padding."""
+        keep = {self.tokenizer.bos_token_id, self.boi_token_id}
+        return [t if t in keep else self.pad_token_id for t in ids]
+
+    # ----- model plumbing -------------------------------------------------------------------------------------------
+    def input_embeddings(self, model: nn.Module, input_ids: torch.Tensor, modality: torch.Tensor) -> torch.Tensor | None:
+        """Input embeddings for an interleaved batch, or ``None`` when ``input_ids`` can be fed as they are."""
+        return None
+
+    @abstractmethod
+    def text_logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """Text-vocabulary logits from final hidden states ``[..., H]``."""
+
+    @abstractmethod
+    def image_logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """Codebook logits ``[..., codebook_size]`` from final hidden states."""
+
+    def forward_hidden(
+        self,
+        model: nn.Module,
+        input_ids: torch.Tensor,
+        modality: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Any,
+    ):
+        """Run the backbone and return ``(last hidden states [B, T, H], model outputs)``.
+
+        ``model`` is called as a whole (never a submodule) so DDP/DeepSpeed see a normal forward; ``logits_to_keep=1``
+        keeps the full-vocabulary head off all but one position, the heads are applied by the caller where needed.
+        ``kwargs`` (``past_key_values``, ``use_cache``, ``position_ids``) are passed through for the sampler.
+        """
+        embeds = self.input_embeddings(unwrap_model(model), input_ids, modality)
+        inputs = {"input_ids": input_ids} if embeds is None else {"inputs_embeds": embeds}
+        kwargs.setdefault("use_cache", False)
+        outputs = model(
+            **inputs, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1, return_dict=True, **kwargs
+        )
+        return outputs.hidden_states[-1], outputs
+
+    def token_logps(
+        self,
+        model: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        modality: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """Log-probability of each label under the model: ``[B, T-1]`` aligned with ``labels[:, 1:]``, 0 where no loss.
+
+        Only positions with a label reach a head, so the full text vocabulary is never materialised for image
+        positions (nor for the prompt).
+        """
+        hidden, _ = self.forward_hidden(model, input_ids, modality, attention_mask)
+        core = unwrap_model(model)
+        hidden, targets, target_modality = hidden[:, :-1], labels[:, 1:], modality[:, 1:]
+        # Zeros that stay on the graph: a batch with nothing to score (e.g. its only modality switched off) still
+        # backpropagates, and every backbone parameter takes part in each step (as DDP expects).
+        logps = (hidden[..., 0] * 0).float()
+        for mod, head in ((TEXT, self.text_logits), (IMAGE, self.image_logits)):
+            where = (targets != IGNORE_INDEX) & (target_modality == mod)
+            if where.any():
+                logits = head(core, hidden[where]).float()
+                logps[where] = selective_log_softmax(logits, targets[where])
+        return logps
+
+    # ----- images ----------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def encode_images(self, model: nn.Module, images: Sequence[Any]) -> torch.Tensor:
+        """PIL images -> codes ``[N, num_image_tokens]`` (with the family's image tokenizer)."""
+
+    @abstractmethod
+    def decode_images(self, model: nn.Module, codes: torch.Tensor) -> list[Any]:
+        """Codes ``[N, num_image_tokens]`` -> PIL images."""
+
+    # ----- fine-tuning -----------------------------------------------------------------------------------------------
+    def frozen_modules(self, model: nn.Module) -> list[nn.Module]:
+        """Parts that are never trained (VQ models, vision towers)."""
+        return []

@@ -1,0 +1,1 @@
+"""The commands behind the `trl-unified` CLI, one module each."""

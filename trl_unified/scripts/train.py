@@ -1,0 +1,65 @@
+"""`trl-unified train`: reward-weighted post-training from the command line (or a `--config` YAML file).
+
+    trl-unified train --model_name_or_path PATH --dataset_name DATA --output_dir OUT --use_peft \
+        --reward_weighting exp --beta 0.5 --image_loss_weight 1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
+
+
+@dataclass
+class TrainScriptArguments:
+    dataset_name: str = field(metadata={"help": "Hub id, `save_to_disk` folder, or JSONL/Parquet/CSV file."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name (Hub datasets)."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str | None = field(default=None, metadata={"help": "Split to evaluate on (none if unset)."})
+
+
+def make_parser(prog: str = "trl-unified train") -> TrlParser:
+    from ..trainer.rwr_config import RewardWeightedMultimodalConfig
+
+    return TrlParser((TrainScriptArguments, RewardWeightedMultimodalConfig, ModelConfig), prog=prog)
+
+
+def main(argv: list[str] | None = None) -> None:
+    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
+    run(script_args, training_args, model_args)
+
+
+def run(script_args: TrainScriptArguments, training_args, model_args: ModelConfig):
+    from ..data.loading import load_any_dataset
+    from ..trainer.rwr_trainer import RewardWeightedMultimodalTrainer
+
+    if model_args.model_name_or_path is None:
+        raise SystemExit("trl-unified train: --model_name_or_path is required")
+    init_kwargs = dict(training_args.model_init_kwargs or {})
+    init_kwargs.setdefault("revision", model_args.model_revision)
+    if model_args.dtype not in (None, "auto"):
+        init_kwargs.setdefault("dtype", model_args.dtype)
+    if model_args.attn_implementation is not None:
+        init_kwargs.setdefault("attn_implementation", model_args.attn_implementation)
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        init_kwargs.setdefault("quantization_config", quantization)
+    training_args.model_init_kwargs = init_kwargs
+
+    train = load_any_dataset(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
+    evaluation = None
+    if script_args.dataset_test_split:
+        evaluation = load_any_dataset(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config)
+    trainer = RewardWeightedMultimodalTrainer(
+        model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    return trainer

@@ -1,0 +1,1 @@
+"""The reward-weighted multimodal trainer, its config and the reward->weight math."""
