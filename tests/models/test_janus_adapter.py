@@ -287,9 +287,7 @@ def test_lora_regex_targets_language_model_and_generation_path_only():
         before = token_logps(adapter, model, batch)
 
     peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=adapter.lora_target_modules))
-    wrapped = {
-        name.removeprefix("base_model.model.") for name, module in peft_model.named_modules() if hasattr(module, "lora_A")
-    }
+    wrapped = {n.removeprefix("base_model.model.") for n, m in peft_model.named_modules() if hasattr(m, "lora_A")}
     projections = [f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
     projections += [f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")]
     layers = range(model.config.text_config.num_hidden_layers)

@@ -50,7 +50,12 @@ class Segment:
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The module that owns the heads and embeddings, under DDP/DeepSpeed/compile wrappers and PEFT."""
     from accelerate.utils import extract_model_from_parallel
+    from transformers import PreTrainedModel
 
+    # Fast path: a transformers model is never a DDP/DeepSpeed/torch.compile/PEFT wrapper, and accelerate would walk all
+    # its submodules looking for compiled regions on every call (a quarter of a tiny model's decode step).
+    if isinstance(model, PreTrainedModel):
+        return model
     model = extract_model_from_parallel(model)
     get_base_model = getattr(model, "get_base_model", None)  # PEFT: LoRA layers are injected in place
     return get_base_model() if callable(get_base_model) else model

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from transformers import JanusForConditionalGeneration
 
-from .base import IMAGE, TEXT, UnifiedModelAdapter, unwrap_model
+from .base import IMAGE, UnifiedModelAdapter, unwrap_model
 
 #: Token names used by the Janus checkpoints, when a tokenizer does not name them as attributes.
 DEFAULT_BOI_TOKEN = "<begin_of_image>"

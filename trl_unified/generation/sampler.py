@@ -1,0 +1,425 @@
+"""One sampler for every unified model family: ``[prompt][reasoning]<begin-of-image>[image]`` samples, batched.
+
+Everything family-specific comes from the :class:`~trl_unified.models.base.UnifiedModelAdapter`: the prompt format
+(``tokenize_prompt``), the switch token (``boi_token_id``), the image layout (``image_layout()``: sampled code slots
+and forced tokens), how a code is fed (``image_input_id`` / ``input_embeddings``), the two heads (``text_logits``,
+``image_logits``), the classifier-free-guidance row (``unconditional_ids``) and decoding (``decode_images``). Nothing
+here looks at the model's type.
+
+How a batch of samples is made (``rows = prompts x num_samples``, prompt-major, ``config.batch_size`` at a time):
+
+1. **Text phase** (modes ``unified`` and ``staged``): the left-padded prompts are prefilled once, then one token per
+   step is drawn from the text head (temperature/top-k/top-p), with a KV cache, until each row stops:
+
+   * ``unified``: the row stops when the model emits begin-of-image by itself (``switched=True``); at end-of-sequence
+     or when ``max_text_tokens`` run out, begin-of-image is forced (``forced_switch=True``). EOS is not kept.
+   * ``staged`` (the classic two-stage pipeline): text until EOS, begin-of-image or the budget (neither token kept),
+     then begin-of-image is started by hand (``switched=False``, ``forced_switch=False``).
+   * ``image_only``: no text phase; begin-of-image follows the prompt.
+
+2. **Image phase**: ONE prefill of the left-padded contexts ``[prompt][reasoning][BOI]`` (+ the forced tokens that
+   open ``image_layout()``, e.g. Emu3's size header) and, with guidance, of their ``adapter.unconditional_ids`` rows,
+   all in one batch ``[conditional; unconditional]`` sharing one KV cache. Then one forward per sampled code: the
+   code (and the forced tokens that follow it, e.g. an end-of-line marker) is fed to both rows; codes are drawn from
+   ``adapter.image_logits`` after CFG ``uncond + scale * (cond - uncond)`` (logit space, as transformers) and the image
+   temperature/top-k/top-p. The forced tokens that close the layout are never fed (nothing is sampled after them).
+
+Every forward gets explicit ``position_ids`` from the attention mask (``cumsum - 1``), so a left-padded row sees the
+positions it would see alone.
+
+Random numbers (``SamplingConfig.rng``):
+
+* ``"row"`` (default): every sample has its own ``torch.Generator`` seeded from ``(seed, prompt_index,
+  sample_index)`` (:func:`row_seed`) and draws from it alone. A sample then does not depend on the other rows of its
+  batch: ``batch_size`` and padding do not change results (up to float rounding of padded matmuls).
+* ``"batch"``: one generator seeded with ``seed`` for the whole call, one ``torch.multinomial`` per step over the
+  batch's conditional rows -- transformers' own draws. With the same seed (``torch.manual_seed(seed)`` before
+  ``generate``) and the whole request in one batch, image tokens equal ``JanusForConditionalGeneration.generate(...,
+  generation_mode="image")`` and Emu3's constrained ``generate`` with guidance token for token (see the tests). To
+  get there the draws also match transformers' bookkeeping: codes are drawn in the columns transformers draws them
+  from (shared-vocabulary families: the full vocabulary, at the codes' ids; see ``logits.DrawSpace``) and every
+  forced token *between* sampled codes uses the random numbers of one draw, as ``generate`` still samples a token
+  that ``prefix_allowed_tokens_fn`` has decided.
+
+Temperature 0 is greedy (argmax; no random numbers used).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.base import IMAGE, TEXT, UnifiedModelAdapter, unwrap_model
+from .logits import DrawSpace, draw, guide, skip_draw
+
+MODES = ("unified", "staged", "image_only")
+RNG_MODES = ("row", "batch")
+
+
+@dataclass
+class SamplingConfig:
+    """How :func:`generate_samples` samples; see the module docstring for the modes and the random numbers."""
+
+    mode: str = field(
+        default="unified",
+        metadata={
+            "help": "`unified`: reasoning until the model emits begin-of-image itself (forced at EOS or when the text "
+            "budget runs out); `staged`: reasoning until EOS/begin-of-image/budget, then begin-of-image by hand; "
+            "`image_only`: begin-of-image right after the prompt.",
+            "choices": list(MODES),
+        },
+    )
+    max_text_tokens: int = field(
+        default=256, metadata={"help": "Most reasoning tokens sampled per sample (0: none, switch at once)."}
+    )
+    temperature: float = field(default=1.0, metadata={"help": "Text sampling temperature; 0 = greedy (argmax)."})
+    top_k: int | None = field(default=None, metadata={"help": "Text top-k filtering (None or 0: off)."})
+    top_p: float | None = field(default=1.0, metadata={"help": "Text nucleus (top-p) filtering (1.0 or None: off)."})
+    image_temperature: float = field(
+        default=1.0, metadata={"help": "Image-code sampling temperature (after guidance); 0 = greedy (argmax)."}
+    )
+    image_top_k: int | None = field(default=None, metadata={"help": "Image-code top-k filtering (None or 0: off)."})
+    image_top_p: float | None = field(
+        default=1.0, metadata={"help": "Image-code nucleus (top-p) filtering (1.0 or None: off)."}
+    )
+    guidance_scale: float | None = field(
+        default=5.0,
+        metadata={
+            "help": "Classifier-free guidance on image positions: uncond + scale * (cond - uncond) in logit space. "
+            "1.0 or None: no guidance and no unconditional rows (half the image-phase compute)."
+        },
+    )
+    batch_size: int = field(
+        default=16,
+        metadata={
+            "help": "Samples per forward batch (prompts x samples are cut into chunks of this many rows; with "
+            "guidance the image-phase forwards hold twice as many rows: conditional + unconditional)."
+        },
+    )
+    seed: int | None = field(
+        default=0,
+        metadata={"help": "Seed of the sampler's own generators (the global RNG is untouched). None: draw one "
+                  "from torch's global RNG (reproducible under torch.manual_seed)."},
+    )
+    rng: str = field(
+        default="row",
+        metadata={
+            "help": "`row`: one generator per sample, seeded from (seed, prompt_index, sample_index): results do not "
+            "depend on batching; `batch`: one generator and one multinomial per step over the batch, exactly like "
+            "transformers' generate (token-for-token equal to it for the same seed and batch).",
+            "choices": list(RNG_MODES),
+        },
+    )
+    decode_images: bool = field(
+        default=True, metadata={"help": "Decode the codes into PIL images with the adapter (`Sample.image`)."}
+    )
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.rng not in RNG_MODES:
+            raise ValueError(f"rng must be one of {RNG_MODES}, got {self.rng!r}")
+        if self.max_text_tokens < 0:
+            raise ValueError(f"max_text_tokens must be >= 0, got {self.max_text_tokens}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("temperature", "image_temperature"):
+            value = getattr(self, name)
+            if value is None or not value >= 0 or math.isinf(value):
+                raise ValueError(f"{name} must be a finite number >= 0 (0 = greedy), got {value}")
+        for name in ("top_k", "image_top_k"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 (0 or None: off), got {value}")
+        for name in ("top_p", "image_top_p"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1] (1 or None: off), got {value}")
+        if self.guidance_scale is not None and not math.isfinite(self.guidance_scale):
+            raise ValueError(f"guidance_scale must be finite, got {self.guidance_scale}")
+
+    @property
+    def guided(self) -> bool:
+        """Whether the image phase runs unconditional rows (guidance scale set and not 1)."""
+        return self.guidance_scale is not None and self.guidance_scale != 1
+
+
+@dataclass
+class Sample:
+    """One sampled ``[prompt][reasoning]<begin-of-image>[image]`` sequence."""
+
+    prompt_index: int
+    sample_index: int
+    prompt: str
+    #: The prompt as the sampler fed it (``adapter.tokenize_prompt``).
+    prompt_ids: list[int]
+    #: Sampled reasoning tokens (no EOS, no begin-of-image).
+    reasoning_ids: list[int]
+    #: ``reasoning_ids`` decoded, special tokens skipped.
+    reasoning: str
+    #: The image's codes (``adapter.num_image_tokens`` of them, in ``[0, adapter.codebook_size)``).
+    image_tokens: list[int]
+    #: ``adapter.decode_images`` of the codes (a PIL image), or ``None`` with ``decode_images=False``.
+    image: Any
+    mode: str
+    #: The model emitted begin-of-image by itself (unified mode only).
+    switched: bool
+    #: Unified mode: begin-of-image was forced because the model emitted EOS or the text budget ran out.
+    forced_switch: bool
+    #: The whole interleaved sequence: ``prompt_ids + reasoning_ids + adapter.image_segment(image_tokens).input_ids``.
+    input_ids: list[int]
+    #: ``TEXT``/``IMAGE`` per position of ``input_ids`` (as ``image_segment`` marks them).
+    modality: list[int]
+
+    def to_row(self) -> dict[str, Any]:
+        """The dataset row the collator/trainer reads (``prompt_id`` groups the samples of one prompt)."""
+        row = {k: v for k, v in asdict(self).items() if k not in ("image", "input_ids", "modality")}
+        row["prompt_id"] = self.prompt_index
+        return row
+
+
+def switch_rate(samples: Sequence[Sample]) -> float:
+    """Fraction of unified-mode samples in which the model emitted begin-of-image by itself (NaN if there are none)."""
+    unified = [s for s in samples if s.mode == "unified"]
+    if not unified:
+        return float("nan")
+    return sum(s.switched for s in unified) / len(unified)
+
+
+def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
+    """The seed of one sample's generator in ``rng="row"`` mode (a hash: neighbouring rows get unrelated streams)."""
+    digest = hashlib.blake2b(f"{seed}/{prompt_index}/{sample_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+# ----- internals -------------------------------------------------------------------------------------------------------
+@dataclass
+class _Rng:
+    """Either one generator for the batch (``generator``) or one per row (``generators``)."""
+
+    generator: torch.Generator | None = None
+    generators: list[torch.Generator] | None = None
+
+    def rows(self, indices: Sequence[int]) -> _Rng:
+        if self.generators is None:
+            return self
+        return _Rng(generators=[self.generators[i] for i in indices])
+
+
+@dataclass
+class _ImagePlan:
+    """``image_layout()`` cut where the sampler needs it."""
+
+    lead: list[int]  # forced tokens before the first code slot: fed with the prefill
+    runs: list[list[int]]  # runs[j]: forced tokens between code slot j and j+1: fed with code j
+    num_slots: int
+    code_ids: torch.Tensor  # [K] the id fed for each code
+    identity: bool  # code_ids == arange(K): codes are drawn in codebook space
+
+    @classmethod
+    def from_adapter(cls, adapter: UnifiedModelAdapter, device: torch.device) -> _ImagePlan:
+        layout = list(adapter.image_layout())
+        slots = [i for i, entry in enumerate(layout) if entry is None]
+        if not slots:
+            raise ValueError("adapter.image_layout() has no code slot (None entry): there is nothing to sample.")
+        runs = [[int(t) for t in layout[a + 1 : b]] for a, b in zip(slots, slots[1:])]
+        size = adapter.codebook_size
+        code_ids = torch.tensor([int(adapter.image_input_id(c)) for c in range(size)], dtype=torch.long, device=device)
+        identity = bool(torch.equal(code_ids, torch.arange(size, device=device)))
+        return cls([int(t) for t in layout[: slots[0]]], runs, len(slots), code_ids, identity)
+
+
+def _left_pad(rows: Sequence[Sequence[int]], fill: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(len(r) for r in rows)
+    ids = torch.tensor([[fill] * (length - len(r)) + list(r) for r in rows], dtype=torch.long, device=device)
+    mask = torch.tensor([[0] * (length - len(r)) + [1] * len(r) for r in rows], dtype=torch.long, device=device)
+    return ids, mask
+
+
+class _Backbone:
+    """``adapter.forward_hidden`` with a KV cache and explicit position ids from the attention mask."""
+
+    def __init__(self, model: nn.Module, adapter: UnifiedModelAdapter):
+        self.model, self.adapter = model, adapter
+        # transformers >= 5 calls the cache `cache` (`past_key_values` is a deprecated alias until 5.40)
+        parameters = inspect.signature(unwrap_model(model).forward).parameters
+        self.cache_key = "cache" if "cache" in parameters else "past_key_values"
+
+    @staticmethod
+    def _cache_of(outputs: Any) -> Any:
+        for name in ("cache", "past_key_values"):
+            cache = getattr(outputs, name, None)
+            if cache is not None:
+                return cache
+        raise RuntimeError("The model returned no KV cache with use_cache=True; the sampler needs one.")
+
+    def __call__(self, input_ids, modality, attention_mask, cache=None):
+        """Feed ``input_ids [B, n]`` after the cached positions; ``attention_mask`` covers cache + new tokens."""
+        positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)[:, -input_ids.shape[1] :]
+        kwargs = {"use_cache": True, "position_ids": positions}
+        if cache is not None:
+            kwargs[self.cache_key] = cache
+        hidden, outputs = self.adapter.forward_hidden(self.model, input_ids, modality, attention_mask, **kwargs)
+        return hidden[:, -1], self._cache_of(outputs)
+
+
+def _text_phase(backbone, core, adapter, contexts, config, rng, device):
+    """Reasoning ids and the ``switched`` flag of each row (see the module docstring)."""
+    n = len(contexts)
+    reasoning: list[list[int]] = [[] for _ in range(n)]
+    switched = [False] * n
+    if config.max_text_tokens == 0:
+        return reasoning, switched
+    ids, mask = _left_pad(contexts, adapter.pad_token_id, device)
+    hidden, cache = backbone(ids, torch.full_like(ids, TEXT), mask)
+    boi, eos, pad = adapter.boi_token_id, adapter.eos_token_id, adapter.pad_token_id
+    active = list(range(n))
+    sampling = dict(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
+    for step in range(config.max_text_tokens):
+        logits = adapter.text_logits(core, hidden).float()
+        if rng.generators is None:  # transformers' draw: every row, finished ones included
+            tokens = draw(logits, generator=rng.generator, **sampling).tolist()
+        else:  # a row's stream only moves while it is sampling text
+            tokens = [pad] * n
+            for i, t in zip(active, draw(logits[active], generators=rng.rows(active).generators, **sampling).tolist()):
+                tokens[i] = t
+        still = []
+        for i in active:
+            if tokens[i] == boi:
+                switched[i] = config.mode == "unified"
+            elif tokens[i] != eos:
+                reasoning[i].append(tokens[i])
+                still.append(i)
+        active = still
+        if not active or step == config.max_text_tokens - 1:
+            break
+        live = set(active)
+        feed = torch.tensor([[tokens[i] if i in live else pad] for i in range(n)], dtype=torch.long, device=device)
+        mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
+        hidden, cache = backbone(feed, torch.full_like(feed, TEXT), mask, cache)
+    return reasoning, switched
+
+
+def _image_phase(backbone, core, adapter, plan: _ImagePlan, contexts, config, rng, device) -> torch.Tensor:
+    """Codes ``[B, num_slots]`` for the contexts ``[prompt][reasoning][BOI]``."""
+    n = len(contexts)
+    rows = [list(c) + plan.lead for c in contexts]
+    modality = [[TEXT] * len(c) + [IMAGE] * len(plan.lead) for c in contexts]
+    if config.guided:
+        rows += [list(adapter.unconditional_ids(list(c))) + plan.lead for c in contexts]
+        modality += modality
+    ids, mask = _left_pad(rows, adapter.pad_token_id, device)
+    modality, _ = _left_pad(modality, TEXT, device)
+    hidden, cache = backbone(ids, modality, mask)
+
+    if plan.identity:
+        space = DrawSpace.identity(adapter.codebook_size)
+    else:  # draw in the fed-id (vocabulary) space, where transformers draws shared-vocabulary codes
+        vocab = adapter.text_logits(core, hidden[:1]).shape[-1]
+        space = DrawSpace(vocab, plan.code_ids)
+    sampling = dict(temperature=config.image_temperature, top_k=config.image_top_k, top_p=config.image_top_p)
+    draws = dict(generator=rng.generator, generators=rng.generators)
+    codes = torch.empty(n, plan.num_slots, dtype=torch.long, device=device)
+    for j in range(plan.num_slots):
+        logits = adapter.image_logits(core, hidden).float()
+        scores = guide(logits[:n], logits[n:], config.guidance_scale) if config.guided else logits
+        codes[:, j] = draw(scores, space=space, **sampling, **draws)
+        if j == plan.num_slots - 1:
+            break
+        run = plan.runs[j]
+        if config.image_temperature != 0:
+            for _ in run:  # transformers samples each forced token from a one-token distribution
+                skip_draw(n, space, device=device, **draws)
+        feed = torch.cat(
+            [plan.code_ids[codes[:, j]][:, None], torch.tensor(run, dtype=torch.long, device=device).expand(n, -1)], 1
+        )
+        if config.guided:
+            feed = torch.cat([feed, feed])
+        mask = torch.cat([mask, mask.new_ones(feed.shape)], dim=1)
+        hidden, cache = backbone(feed, torch.full_like(feed, IMAGE), mask, cache)
+    return codes
+
+
+def generate_samples(
+    model: nn.Module,
+    adapter: UnifiedModelAdapter,
+    prompts: Sequence[str],
+    num_samples: int = 1,
+    config: SamplingConfig | None = None,
+    progress: bool = True,
+) -> list[Sample]:
+    """Sample ``num_samples`` sequences per prompt (see the module docstring); returns them prompt-major.
+
+    Runs under ``torch.no_grad()`` in ``eval()`` mode (the model's previous mode is restored afterwards). The
+    sampler's generators are its own: the global RNG is not used (unless ``config.seed`` is None) nor changed.
+    """
+    config = config or SamplingConfig()
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    core = unwrap_model(model)
+    device = next(core.parameters()).device
+    prompt_ids = [list(adapter.tokenize_prompt(p)) for p in prompts]
+    jobs = [(p, s) for p in range(len(prompts)) for s in range(num_samples)]
+    seed = config.seed if config.seed is not None else int(torch.randint(0, 2**62, ()).item())
+    batch_generator = torch.Generator(device).manual_seed(seed) if config.rng == "batch" else None
+    plan = _ImagePlan.from_adapter(adapter, device)
+    backbone = _Backbone(model, adapter)
+
+    from tqdm.auto import tqdm
+
+    samples: list[Sample] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), tqdm(total=len(jobs), disable=not progress, desc=f"sampling ({config.mode})") as bar:
+            for start in range(0, len(jobs), config.batch_size):
+                chunk = jobs[start : start + config.batch_size]
+                if batch_generator is not None:
+                    rng = _Rng(generator=batch_generator)
+                else:
+                    rng = _Rng(generators=[torch.Generator(device).manual_seed(row_seed(seed, *job)) for job in chunk])
+                contexts = [prompt_ids[p] for p, _ in chunk]
+                if config.mode == "image_only":
+                    reasoning, switched = [[] for _ in chunk], [False] * len(chunk)
+                else:
+                    reasoning, switched = _text_phase(backbone, core, adapter, contexts, config, rng, device)
+                contexts = [c + r + [adapter.boi_token_id] for c, r in zip(contexts, reasoning)]
+                codes = _image_phase(backbone, core, adapter, plan, contexts, config, rng, device)
+                images = adapter.decode_images(model, codes) if config.decode_images else [None] * len(chunk)
+                for (p, s), reason, did_switch, row_codes, image in zip(chunk, reasoning, switched, codes.tolist(), images):
+                    segment = adapter.image_segment(row_codes)
+                    text = prompt_ids[p] + reason
+                    samples.append(
+                        Sample(
+                            prompt_index=p,
+                            sample_index=s,
+                            prompt=prompts[p],
+                            prompt_ids=list(prompt_ids[p]),
+                            reasoning_ids=reason,
+                            reasoning=adapter.tokenizer.decode(reason, skip_special_tokens=True) if reason else "",
+                            image_tokens=row_codes,
+                            image=image,
+                            mode=config.mode,
+                            switched=did_switch,
+                            forced_switch=config.mode == "unified" and not did_switch,
+                            input_ids=text + segment.input_ids,
+                            modality=[TEXT] * len(text) + segment.modality,
+                        )
+                    )
+                bar.update(len(chunk))
+    finally:
+        model.train(was_training)
+    return samples
+
+
+__all__ = ["Sample", "SamplingConfig", "generate_samples", "row_seed", "switch_rate"]

@@ -1,0 +1,771 @@
+"""Offline self-generation: K scored samples per prompt, written as resumable shards, assembled into one dataset.
+
+:func:`self_generate` samples ``num_samples`` sequences ``[prompt][reasoning]<begin-of-image>[image]`` per prompt
+with :func:`~trl_unified.generation.sampler.generate_samples`, scores them with
+:func:`~trl_unified.rewards.score_batch`, and writes them to ``<output_dir>/shards/`` as it goes. When every shard is
+there, the shards are assembled into one ``datasets.Dataset`` in the trainer's format and saved with
+``save_to_disk`` in ``<output_dir>`` itself, so ``trl-unified train --dataset_name <output_dir>`` (and
+``load_any_dataset``) load it. Beside it: ``generation_config.json`` (every setting, the run's fingerprint and the
+statistics) and ``README.md`` (the dataset card). See ``docs/self_generation.md``.
+
+Resume. Shard ``i`` holds prompts ``[i * shard_size, (i + 1) * shard_size)`` and depends on nothing else: each prompt
+is sampled with its own seed (:func:`prompt_seed` of the base seed and its ``prompt_id``), in its own sampler call.
+A shard is written under a temporary name and renamed, so a shard file is always complete; a restart skips the shards
+that exist and regenerates the others. The settings that decide what is generated are fingerprinted into
+``generation_config.json``; a restart with other settings is refused (:class:`GenerationConfigMismatch`) unless
+``overwrite``.
+
+Data parallel. Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE > 1``) process ``r`` of ``n`` generates the
+shards ``i`` with ``i % n == r``; the main process then waits for all of them (a barrier), assembles the dataset,
+writes the card, pushes, and every process returns the assembled dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, Features, List, Value, load_from_disk
+from datasets import Image as ImageFeature
+from transformers.utils import logging
+
+from ..models.base import UnifiedModelAdapter, unwrap_model
+from ..rewards.base import RewardFn, make_specs
+from ..rewards.scoring import IMAGE_PREFIX, TEXT_PREFIX, score_batch
+from .sampler import Sample, SamplingConfig, generate_samples
+from .self_generation_config import SelfGenerationConfig
+
+logger = logging.get_logger(__name__)
+
+FORMAT_VERSION = 1
+SHARDS_DIR = "shards"
+RUN_FILE = "generation_config.json"
+CARD_FILE = "README.md"
+_TMP_PREFIX = ".tmp-"
+_DATASET_FILES = ("dataset_info.json", "state.json")
+
+#: Columns every row has, in order (reward columns ``text/<name>``/``image/<name>`` go after ``image_tokens``...).
+SAMPLE_COLUMNS = ("prompt", "prompt_id", "sample_index", "reasoning", "image", "image_tokens", "prompt_ids", "reasoning_ids")
+SCORE_COLUMNS = ("text_reward", "image_reward", "reward_errors", "reward_failed")
+RUN_COLUMNS = ("mode", "switched", "forced_switch", "seed")
+RESERVED_COLUMNS = frozenset(SAMPLE_COLUMNS + SCORE_COLUMNS + RUN_COLUMNS + ("prompts", "images"))
+
+
+class GenerationConfigMismatch(ValueError):
+    """The output folder holds a run made with other settings (and ``overwrite`` is off)."""
+
+
+# ----- seeds -----------------------------------------------------------------------------------------------------------
+def prompt_seed(seed: int, prompt_id: Any) -> int:
+    """The sampler seed of one prompt: a hash of the run's base seed and the prompt's id (stable across runs, shard
+    sizes and process counts). Stored in every row's ``seed`` column."""
+    digest = hashlib.blake2b(f"trl-unified/self-generation/{seed}/{prompt_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def regenerate_sample(
+    model, adapter: UnifiedModelAdapter, row: Mapping[str, Any], config: SelfGenerationConfig
+) -> Sample:
+    """Sample one row of a self-generated dataset again, with the call that made it (same prompt, seed and batch).
+
+    ``config`` is the run's config (``SelfGenerationConfig(**json.load(open("generation_config.json"))["config"])``).
+    """
+    sampling = replace(config.sampling_config(), seed=int(row["seed"]))
+    samples = generate_samples(model, adapter, [row["prompt"]], config.num_samples, sampling, progress=False)
+    return samples[int(row["sample_index"])]
+
+
+# ----- prompts ---------------------------------------------------------------------------------------------------------
+def load_prompts(
+    source: str,
+    *,
+    split: str = "train",
+    config_name: str | None = None,
+    prompt_column: str = "prompt",
+    prompt_id_column: str = "prompt_id",
+    max_prompts: int | None = None,
+) -> Dataset:
+    """Prompts from a ``.txt`` file (one per line), a JSONL/JSON/Parquet/CSV file, a ``save_to_disk`` folder or a Hub
+    dataset, as a dataset with ``prompt``, ``prompt_id`` and the source's other columns (see :func:`prepare_prompts`)."""
+    from ..data.loading import load_any_dataset
+
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in (".txt", ".text", ".prompts"):
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        dataset = Dataset.from_dict({"prompt": [line for line in lines if line]})
+        prompt_column = "prompt"
+    else:
+        dataset = load_any_dataset(source, split, config_name)
+    return prepare_prompts(
+        dataset, prompt_column=prompt_column, prompt_id_column=prompt_id_column, max_prompts=max_prompts
+    )
+
+
+def prepare_prompts(
+    prompts: Dataset | Sequence[str] | Sequence[Mapping[str, Any]] | str,
+    *,
+    prompt_column: str = "prompt",
+    prompt_id_column: str = "prompt_id",
+    max_prompts: int | None = None,
+) -> Dataset:
+    """Normalise prompts to a dataset with ``prompt`` (text), ``prompt_id`` (unique; the index when not given) and any
+    other columns, which are carried through to every sample of the prompt (and passed to the rewards).
+
+    ``prompts`` is a dataset, a list of strings, a list of dicts, or a path (see :func:`load_prompts`).
+    """
+    if isinstance(prompts, (str, os.PathLike)):
+        return load_prompts(
+            str(prompts), prompt_column=prompt_column, prompt_id_column=prompt_id_column, max_prompts=max_prompts
+        )
+    if isinstance(prompts, Dataset):
+        dataset = prompts
+    else:
+        items = list(prompts)
+        if all(isinstance(item, str) for item in items):
+            dataset = Dataset.from_dict({prompt_column: items})
+        elif all(isinstance(item, Mapping) for item in items):
+            dataset = Dataset.from_list([dict(item) for item in items])
+        else:
+            raise TypeError("prompts must be a datasets.Dataset, a path, a list of strings or a list of dicts")
+    if max_prompts is not None:
+        dataset = dataset.select(range(min(max_prompts, len(dataset))))
+    columns = dataset.column_names
+    if prompt_column not in columns:
+        raise ValueError(f"The prompts have no column {prompt_column!r} (prompt_column); they have {columns}.")
+    if prompt_column != "prompt":
+        if "prompt" in columns:
+            raise ValueError(f"The prompts have both `prompt` and the prompt_column {prompt_column!r}; drop one.")
+        dataset = dataset.rename_column(prompt_column, "prompt")
+    if prompt_id_column in dataset.column_names:
+        if prompt_id_column != "prompt_id":
+            if "prompt_id" in dataset.column_names:
+                raise ValueError(f"The prompts have both `prompt_id` and the prompt_id_column {prompt_id_column!r}.")
+            dataset = dataset.rename_column(prompt_id_column, "prompt_id")
+        ids = dataset["prompt_id"]
+        missing = [i for i, value in enumerate(ids) if value is None]
+        if missing:
+            raise ValueError(f"prompt {missing[0]} has no prompt_id ({len(missing)} prompts in all)")
+        seen: dict[Any, int] = {}
+        for i, value in enumerate(ids):
+            if value in seen:
+                raise ValueError(f"prompt_id {value!r} is not unique (prompts {seen[value]} and {i})")
+            seen[value] = i
+    else:
+        dataset = dataset.add_column("prompt_id", list(range(len(dataset))))
+    for i, text in enumerate(dataset["prompt"]):
+        if not isinstance(text, str):
+            raise ValueError(f"prompt {i}: the prompt must be a string, got {type(text).__name__}")
+    extras = [c for c in dataset.column_names if c not in ("prompt", "prompt_id")]
+    clashes = [c for c in extras if c in RESERVED_COLUMNS or c.startswith((TEXT_PREFIX, IMAGE_PREFIX))]
+    if clashes:
+        raise ValueError(
+            f"The prompts' columns {clashes} would clash with self-generation output columns; remove or rename them."
+        )
+    return dataset.select_columns(["prompt", "prompt_id", *extras])
+
+
+def _extra_columns(prompts: Dataset) -> list[str]:
+    return [c for c in prompts.column_names if c not in ("prompt", "prompt_id")]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    return repr(value)
+
+
+def prompts_digest(prompts: Dataset) -> str:
+    """A content hash of the prompt table (every column, every row, in order)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(prompts.column_names).encode())
+    for table in prompts.with_format("arrow").iter(batch_size=1000):
+        for row in table.to_pylist():
+            digest.update(json.dumps(row, sort_keys=True, default=_json_default).encode())
+            digest.update(b"\n")
+    return digest.hexdigest()
+
+
+# ----- processes -------------------------------------------------------------------------------------------------------
+class _Processes:
+    """Rank, world size and a barrier: `accelerate.PartialState` under a distributed launcher, trivial otherwise."""
+
+    def __init__(self):
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
+            from accelerate import PartialState
+
+            if PartialState._shared_state:  # already set up (e.g. by an Accelerator): use it as it is
+                self.state = PartialState()
+            else:
+                accelerator = getattr(torch, "accelerator", None)
+                available = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+                self.state = PartialState(cpu=not available)  # cpu=True: gloo, the only way on a CPU-only machine
+        self.rank = self.state.process_index if self.state else 0
+        self.world = self.state.num_processes if self.state else 1
+        self.is_main = self.rank == 0
+
+    def wait(self) -> None:
+        if self.state is not None and self.world > 1:
+            self.state.wait_for_everyone()
+
+
+# ----- run bookkeeping -------------------------------------------------------------------------------------------------
+def _model_identity(model, adapter: UnifiedModelAdapter, config: SelfGenerationConfig) -> dict[str, Any]:
+    """Name, class, family, dtype and a digest of the first 4096 values of every parameter (exact across devices)."""
+    import torch
+
+    core = unwrap_model(model)
+    digest = hashlib.sha256()
+    dtype = None
+    for name, parameter in sorted(core.named_parameters(), key=lambda item: item[0]):
+        head = parameter.detach().reshape(-1)[:4096].to("cpu").contiguous()
+        dtype = dtype or str(head.dtype)
+        digest.update(name.encode())
+        digest.update(head.view(torch.uint8).numpy().tobytes())
+    name_or_path = config.model_name_or_path or getattr(core.config, "_name_or_path", None) or None
+    return {
+        "name_or_path": name_or_path,
+        "revision": config.model_revision,
+        "class": type(core).__name__,
+        "family": adapter.family,
+        "dtype": dtype,
+        "weights_digest": digest.hexdigest()[:16],
+    }
+
+
+def _sampling_settings(sampling: SamplingConfig) -> dict[str, Any]:
+    settings = asdict(sampling)
+    if sampling.rng == "row":  # per-sample generators: the batch size only moves float rounding, may change on resume
+        settings.pop("batch_size")
+    return settings
+
+
+def _settings(
+    model_info: dict[str, Any],
+    sampling: SamplingConfig,
+    config: SelfGenerationConfig,
+    prompts: Dataset,
+    reward_info: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """What decides the generated data (fingerprinted)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model_info,
+        "sampling": _sampling_settings(sampling),
+        "num_samples": config.num_samples,
+        "shard_size": config.shard_size,
+        "prompts": {"num_prompts": len(prompts), "columns": prompts.column_names, "sha256": prompts_digest(prompts)},
+        "rewards": reward_info,
+    }
+
+
+def fingerprint(settings: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=_json_default).encode()).hexdigest()[:32]
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key, "<unset>"), new.get(key, "<unset>"), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def _read_run_file(output_dir: Path) -> dict[str, Any] | None:
+    path = output_dir / RUN_FILE
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _write_run_file(output_dir: Path, info: Mapping[str, Any]) -> None:
+    text = json.dumps(_jsonable(info), indent=2, sort_keys=False, default=_json_default)
+    _write_atomically(output_dir / RUN_FILE, (text + "\n").encode())
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf -> None, recursively (JSON and YAML have no portable NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _clear_run(output_dir: Path) -> None:
+    """Delete what a run writes in ``output_dir`` (and nothing else)."""
+    shutil.rmtree(output_dir / SHARDS_DIR, ignore_errors=True)
+    for path in output_dir.glob("data-*.arrow"):
+        path.unlink()
+    for name in (*_DATASET_FILES, RUN_FILE, CARD_FILE):
+        (output_dir / name).unlink(missing_ok=True)
+
+
+# ----- shards ----------------------------------------------------------------------------------------------------------
+def shard_path(output_dir: str | os.PathLike, index: int, num_shards: int) -> Path:
+    return Path(output_dir) / SHARDS_DIR / f"shard-{index:05d}-of-{num_shards:05d}.parquet"
+
+
+def _shard_rows(index: int, shard_size: int, num_prompts: int) -> range:
+    return range(index * shard_size, min((index + 1) * shard_size, num_prompts))
+
+
+def _shard_complete(path: Path, expected_rows: int) -> bool:
+    if not path.exists():
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as error:  # noqa: BLE001 - an unreadable shard is regenerated
+        logger.warning(f"{path} is unreadable ({error}); it will be generated again.")
+        return False
+    if rows != expected_rows:
+        logger.warning(f"{path} has {rows} rows instead of {expected_rows}; it will be generated again.")
+        return False
+    return True
+
+
+def output_features(prompts: Dataset, reward_columns: Sequence[str]) -> Features:
+    """The schema of every shard and of the assembled dataset."""
+    ids = List(Value("int64"))
+    features = {
+        "prompt": Value("string"),
+        "prompt_id": prompts.features["prompt_id"],
+        "sample_index": Value("int64"),
+        "reasoning": Value("string"),
+        "image": ImageFeature(),
+        "image_tokens": ids,
+        "prompt_ids": ids,
+        "reasoning_ids": ids,
+        **{column: Value("float64") for column in reward_columns},
+        "text_reward": Value("float64"),
+        "image_reward": Value("float64"),
+        "reward_errors": List(Value("string")),
+        "reward_failed": Value("bool"),
+        "mode": Value("string"),
+        "switched": Value("bool"),
+        "forced_switch": Value("bool"),
+        "seed": Value("int64"),
+    }
+    for column in _extra_columns(prompts):
+        features[column] = prompts.features[column]
+    return Features(features)
+
+
+def _generate_shard(
+    model,
+    adapter: UnifiedModelAdapter,
+    prompts: Dataset,
+    rows: range,
+    config: SelfGenerationConfig,
+    sampling: SamplingConfig,
+    rewards: tuple[list, list, list, list],
+    features: Features,
+) -> Dataset:
+    text_fns, text_weights, image_fns, image_weights = rewards
+    extras = _extra_columns(prompts)
+    block = prompts.select(rows)
+    samples: list[Sample] = []
+    seeds: list[int] = []
+    owners: list[int] = []  # row of `block` each sample belongs to
+    for local, (text, prompt_id) in enumerate(zip(block["prompt"], block["prompt_id"])):
+        seed = prompt_seed(config.seed, prompt_id)
+        drawn = generate_samples(
+            model, adapter, [text], config.num_samples, replace(sampling, seed=seed), progress=False
+        )
+        samples += drawn
+        seeds += [seed] * len(drawn)
+        owners += [local] * len(drawn)
+    extra_values = {}
+    for column in extras:
+        values = block[column]
+        extra_values[column] = [values[i] for i in owners]
+    scores = score_batch(
+        text_fns,
+        image_fns,
+        [s.prompt for s in samples],
+        [s.reasoning for s in samples],
+        [s.image for s in samples],
+        columns=extra_values,
+        text_reward_weights=text_weights,
+        image_reward_weights=image_weights,
+    )
+    prompt_ids = block["prompt_id"]
+    columns: dict[str, list[Any]] = {
+        "prompt": [s.prompt for s in samples],
+        "prompt_id": [prompt_ids[i] for i in owners],
+        "sample_index": [s.sample_index for s in samples],
+        "reasoning": [s.reasoning for s in samples],
+        "image": [s.image for s in samples],
+        "image_tokens": [list(map(int, s.image_tokens)) for s in samples],
+        "prompt_ids": [list(map(int, s.prompt_ids)) for s in samples],
+        "reasoning_ids": [list(map(int, s.reasoning_ids)) for s in samples],
+        **scores.rewards,
+        "text_reward": list(scores.text_reward),
+        "image_reward": list(scores.image_reward),
+        "reward_errors": [list(e) for e in scores.reward_errors],
+        "reward_failed": scores.failed,
+        "mode": [s.mode for s in samples],
+        "switched": [bool(s.switched) for s in samples],
+        "forced_switch": [bool(s.forced_switch) for s in samples],
+        "seed": seeds,
+        **extra_values,
+    }
+    return Dataset.from_dict(columns, features=features)
+
+
+def _write_shard(dataset: Dataset, path: Path) -> None:
+    """Write to a temporary name in the same folder, then rename: a shard file is complete or absent."""
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        dataset.to_parquet(str(tmp))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _datasets_progress_bars(enabled: bool):
+    """Switch datasets' own progress bars off inside the block (when ``enabled`` is False)."""
+    from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
+
+    switch = not enabled and is_progress_bar_enabled()
+    if switch:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if switch:
+            enable_progress_bars()
+
+
+def _assemble(output_dir: Path, files: list[Path], features: Features) -> Dataset:
+    """Shards -> one dataset saved with ``save_to_disk`` in ``output_dir`` (files moved in by rename)."""
+    work = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}assemble-", dir=output_dir))
+    try:
+        dataset = Dataset.from_parquet([str(f) for f in files], features=features, cache_dir=str(work / "cache"))
+        dataset.save_to_disk(str(work / "dataset"))
+        del dataset
+        written = sorted(p.name for p in (work / "dataset").iterdir())
+        for stale in output_dir.glob("data-*.arrow"):
+            if stale.name not in written:
+                stale.unlink()
+        # Data files first, state.json last: renames keep any earlier, still memory-mapped version readable.
+        for name in sorted(written, key=lambda n: n in _DATASET_FILES):
+            os.replace(work / "dataset" / name, output_dir / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return load_from_disk(str(output_dir))
+
+
+# ----- statistics ------------------------------------------------------------------------------------------------------
+def reward_columns_of(dataset: Dataset) -> list[str]:
+    """Per-reward columns (``text/<name>``, ``image/<name>``) followed by the combined ``text_reward``/``image_reward``."""
+    named = [c for c in dataset.column_names if c.startswith((TEXT_PREFIX, IMAGE_PREFIX))]
+    return named + [c for c in ("text_reward", "image_reward") if c in dataset.column_names]
+
+
+def _describe(values: Sequence[float | None]) -> dict[str, Any]:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    not_applicable = sum(v is None for v in values)
+    count = len(finite)
+    mean = sum(finite) / count if count else math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / count) if count else math.nan
+    return {
+        "mean": mean,
+        "std": std,
+        "min": min(finite) if finite else math.nan,
+        "max": max(finite) if finite else math.nan,
+        "count": count,
+        "num_failed": len(values) - count - not_applicable,
+        "num_not_applicable": not_applicable,
+    }
+
+
+def generation_statistics(dataset: Dataset) -> dict[str, Any]:
+    """Numbers of prompts and samples, per-reward mean/std/min/max and failures, switch rates, reward failures.
+
+    ``switch_rate`` is the autonomous switch rate: the fraction of ``unified``-mode samples in which the model emitted
+    begin-of-image by itself (``None`` when no sample is in unified mode); ``forced_switch_rate`` the fraction where it
+    was forced. ``num_failed_samples`` counts samples with any failed reward evaluation, ``num_failed_reward_evaluations``
+    all failed evaluations (one per reward per sample).
+    """
+    modes = dataset["mode"]
+    unified = [i for i, mode in enumerate(modes) if mode == "unified"]
+    switched, forced = dataset["switched"], dataset["forced_switch"]
+    errors = dataset["reward_errors"]
+    reasoning = dataset["reasoning_ids"]
+    return {
+        "num_prompts": len(set(dataset["prompt_id"])),
+        "num_samples": len(dataset),
+        "modes": {mode: modes.count(mode) for mode in sorted(set(modes))},
+        "switch_rate": sum(switched[i] for i in unified) / len(unified) if unified else None,
+        "forced_switch_rate": sum(forced[i] for i in unified) / len(unified) if unified else None,
+        "mean_reasoning_tokens": sum(map(len, reasoning)) / len(reasoning) if reasoning else None,
+        "num_failed_samples": sum(bool(e) for e in errors),
+        "num_failed_reward_evaluations": sum(len(e) for e in errors),
+        "rewards": {column: _describe(dataset[column]) for column in reward_columns_of(dataset)},
+    }
+
+
+# ----- rewards ---------------------------------------------------------------------------------------------------------
+def _resolve_rewards(
+    kind: str, given: Sequence[RewardFn], config: SelfGenerationConfig, weights: Sequence[float] | None
+) -> tuple[list[RewardFn], list[float] | None, list[str | None]]:
+    specs = list(getattr(config, f"{kind}_rewards") or [])
+    given = list(given or [])
+    if given and specs:
+        raise ValueError(f"pass {kind} rewards either as callables or as config.{kind}_rewards specs, not both")
+    if specs:
+        from ..rewards.registry import load_reward
+
+        kwargs = {"device": config.reward_device} if config.reward_device else {}
+        fns = [load_reward(spec, **(kwargs if spec.split(":", 1)[0] in ("clip", "vqascore", "judge") else {})) for spec in specs]
+    else:
+        fns = given
+    if weights is None:
+        weights = getattr(config, f"{kind}_reward_weights")
+    return fns, (None if weights is None else [float(w) for w in weights]), (specs or [None] * len(fns))
+
+
+# ----- the entry point -------------------------------------------------------------------------------------------------
+def self_generate(
+    model,
+    processing_class: Any,
+    prompts: Dataset | Sequence[str] | Sequence[Mapping[str, Any]] | str | None = None,
+    config: SelfGenerationConfig | None = None,
+    text_rewards: Sequence[RewardFn] = (),
+    image_rewards: Sequence[RewardFn] = (),
+    *,
+    adapter: UnifiedModelAdapter | None = None,
+    text_reward_weights: Sequence[float] | None = None,
+    image_reward_weights: Sequence[float] | None = None,
+) -> Dataset:
+    """Generate ``config.num_samples`` scored samples per prompt into ``config.output_dir``; return the dataset.
+
+    Args:
+        model: the unified model (on the device to sample on); under a distributed launcher, each process's copy.
+        processing_class: its processor or tokenizer (for the adapter).
+        prompts: a dataset, a list of strings or dicts, or a path (see :func:`prepare_prompts`); default: the
+            ``config.prompts`` source.
+        config: a :class:`SelfGenerationConfig` (``output_dir`` is required).
+        text_rewards / image_rewards: reward callables (the reward protocol of :mod:`trl_unified.rewards`); default:
+            built from ``config.text_rewards`` / ``config.image_rewards`` with ``load_reward``.
+        adapter: the model's adapter (default: ``get_adapter(model, processing_class, config.model_adapter)``).
+        text_reward_weights / image_reward_weights: default ``config.*_reward_weights`` (else all 1.0).
+
+    Returns the assembled dataset (loaded from ``output_dir``; identical on every process). Rows are ordered by prompt
+    (source order) then ``sample_index``; the columns are listed in ``docs/self_generation.md``.
+    """
+    from tqdm.auto import tqdm
+
+    from ..models.registry import get_adapter
+
+    config = config or SelfGenerationConfig()
+    if not config.output_dir:
+        raise ValueError("self_generate needs config.output_dir")
+    output_dir = Path(config.output_dir)
+    processes = _Processes()
+    adapter = adapter or get_adapter(model, processing_class, config.model_adapter)
+
+    if prompts is None:
+        if not config.prompts:
+            raise ValueError("no prompts: pass `prompts` or set config.prompts")
+        table = load_prompts(
+            config.prompts,
+            split=config.prompts_split,
+            config_name=config.prompts_config,
+            prompt_column=config.prompt_column,
+            prompt_id_column=config.prompt_id_column,
+            max_prompts=config.max_prompts,
+        )
+    else:
+        table = prepare_prompts(
+            prompts,
+            prompt_column=config.prompt_column,
+            prompt_id_column=config.prompt_id_column,
+            max_prompts=config.max_prompts,
+        )
+    if len(table) == 0:
+        raise ValueError("there are no prompts to generate from")
+
+    text_fns, text_w, text_specs = _resolve_rewards("text", text_rewards, config, text_reward_weights)
+    image_fns, image_w, image_specs = _resolve_rewards("image", image_rewards, config, image_reward_weights)
+    text_specs_resolved = make_specs(text_fns, text_w)
+    image_specs_resolved = make_specs(image_fns, image_w)
+    reward_info = {
+        kind: [{"name": s.name, "weight": s.weight, "optional": s.optional, "spec": spec} for s, spec in zip(resolved, specs)]
+        for kind, resolved, specs in (("text", text_specs_resolved, text_specs), ("image", image_specs_resolved, image_specs))
+    }
+    reward_columns = [TEXT_PREFIX + s.name for s in text_specs_resolved] + [IMAGE_PREFIX + s.name for s in image_specs_resolved]
+    clashes = sorted(set(reward_columns) & set(table.column_names))
+    if clashes:
+        raise ValueError(f"prompt columns {clashes} clash with reward columns")
+    features = output_features(table, reward_columns)
+
+    sampling = config.sampling_config()
+    num_prompts = len(table)
+    num_shards = math.ceil(num_prompts / config.shard_size)
+    model_info = _model_identity(model, adapter, config)
+    settings = _settings(model_info, sampling, config, table, reward_info)
+    run_fingerprint = fingerprint(settings)
+
+    # Every process checks (so all of them fail alike); then the main one prepares the folder.
+    existing = _read_run_file(output_dir)
+    shards_dir = output_dir / SHARDS_DIR
+    stale_run = existing is not None and existing.get("fingerprint") != run_fingerprint
+    foreign = existing is None and shards_dir.is_dir() and any(shards_dir.glob("shard-*.parquet"))
+    if (stale_run or foreign) and not config.overwrite:
+        if stale_run:
+            changes = _differences(existing.get("settings", {}), settings) or ["(settings not recorded)"]
+            what = "a run with other settings:\n  " + "\n  ".join(changes)
+        else:
+            what = f"shards but no {RUN_FILE}"
+        raise GenerationConfigMismatch(
+            f"{output_dir} holds {what}\nUse another output_dir, rerun with the original settings to resume, or pass "
+            "overwrite=True (--overwrite) to delete that run and start over."
+        )
+    processes.wait()
+    if processes.is_main:
+        if stale_run or foreign:
+            logger.warning(f"overwrite: deleting the previous run in {output_dir}")
+            _clear_run(output_dir)
+        shards_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in shards_dir.glob(f"{_TMP_PREFIX}*"):  # a killed run's partial shard
+            leftover.unlink()
+        _write_run_file(
+            output_dir,
+            {
+                "fingerprint": run_fingerprint,
+                "complete": False,
+                "num_prompts": num_prompts,
+                "num_shards": num_shards,
+                "settings": settings,
+                "prompts_source": config.prompts,
+                "config": config.to_dict(),
+                "versions": _versions(),
+            },
+        )
+    processes.wait()
+
+    mine = [i for i in range(num_shards) if i % processes.world == processes.rank]
+    done = [i for i in mine if _shard_complete(shard_path(output_dir, i, num_shards), len(_shard_rows(i, config.shard_size, num_prompts)) * config.num_samples)]
+    todo = [i for i in mine if i not in set(done)]
+    if done:
+        logger.info(f"process {processes.rank}: resuming, {len(done)} of {len(mine)} shards already written")
+    rewards = (
+        [s.fn for s in text_specs_resolved],
+        [s.weight for s in text_specs_resolved],
+        [s.fn for s in image_specs_resolved],
+        [s.weight for s in image_specs_resolved],
+    )
+    with tqdm(
+        total=sum(len(_shard_rows(i, config.shard_size, num_prompts)) for i in mine),
+        initial=sum(len(_shard_rows(i, config.shard_size, num_prompts)) for i in done),
+        unit="prompt",
+        desc="self-generation" + (f" [process {processes.rank}/{processes.world}]" if processes.world > 1 else ""),
+        disable=not config.progress,
+    ) as bar:
+        for index in todo:
+            rows = _shard_rows(index, config.shard_size, num_prompts)
+            shard = _generate_shard(model, adapter, table, rows, config, sampling, rewards, features)
+            with _datasets_progress_bars(False):  # ours is enough
+                _write_shard(shard, shard_path(output_dir, index, num_shards))
+            bar.update(len(rows))
+    processes.wait()
+
+    if processes.is_main:
+        files = [shard_path(output_dir, i, num_shards) for i in range(num_shards)]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise RuntimeError(f"shards missing after generation (did a process fail?): {missing}")
+        with _datasets_progress_bars(config.progress):
+            dataset = _assemble(output_dir, files, features)
+        statistics = generation_statistics(dataset)
+        run_info = _read_run_file(output_dir) or {}
+        run_info.update(complete=True, statistics=statistics)
+        _write_run_file(output_dir, run_info)
+        from .dataset_card import make_dataset_card
+
+        card = make_dataset_card(run_info, dataset_id=config.hub_dataset_id, columns=dataset.column_names)
+        card.save(str(output_dir / CARD_FILE))
+        if config.push_to_hub:
+            push_dataset_to_hub(dataset, output_dir, config.hub_dataset_id or output_dir.resolve().name, private=config.private)
+    processes.wait()
+    return load_from_disk(str(output_dir))
+
+
+def push_dataset_to_hub(
+    dataset: Dataset, output_dir: str | os.PathLike, repo_id: str, private: bool | None = None
+) -> str:
+    """Push the card (``README.md``) and ``generation_config.json``, then the data (``Dataset.push_to_hub`` merges its
+    ``dataset_info``/``configs`` metadata into the card). Returns the repo id."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    output_dir = Path(output_dir)
+    api = HfApi()
+    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(output_dir / name))
+        for name in (CARD_FILE, RUN_FILE)
+        if (output_dir / name).exists()
+    ]
+    api.create_commit(
+        repo_id, operations=operations, repo_type="dataset", commit_message="Add dataset card and generation config"
+    )
+    dataset.push_to_hub(repo_id, private=private, commit_message="Upload self-generated dataset")
+    return repo_id
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("trl-unified", "trl", "transformers", "torch", "datasets"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+__all__ = [
+    "GenerationConfigMismatch",
+    "SelfGenerationConfig",
+    "generation_statistics",
+    "load_prompts",
+    "output_features",
+    "prepare_prompts",
+    "prompt_seed",
+    "push_dataset_to_hub",
+    "regenerate_sample",
+    "reward_columns_of",
+    "self_generate",
+    "shard_path",
+]

@@ -1,0 +1,116 @@
+"""The base-model recipe: a shapes model that has the two skills but not the switch between them.
+
+This reproduces the situation the method fixes. The base model is pretrained from scratch on two kinds of rows:
+
+* **plans** ``[prompt] [plan] <eos>``: it learns to write a correct reasoning plan for a prompt, and to *stop*;
+* **pictures** ``[prompt] <boi> [64 codes]``: it learns to draw from a prompt once begin-of-image has been put
+  there *by hand* (``<boi>`` is never a training target, as in unified models whose image mode is started by the
+  caller).
+
+So it never emits ``<boi>`` after its reasoning (unified-mode switch rate near zero: it needs the staged pipeline),
+and it draws straight from the prompt, having never seen a plan before an image. Pictures of ``counting`` and
+``position`` prompts are rarer in its corpus (``CATEGORY_MIX``), so it is clearly weaker there. Held-out prompts
+(``trl_unified.shapes.is_held_out``) are never used.
+
+    python -m trl_unified.shapes.recipe --output-dir trl_unified/shapes/base_model
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainingArguments
+
+from ..models.base import IGNORE_INDEX
+from .model import build_shapes_model
+from .prompts import CATEGORIES, all_prompt_specs, is_held_out
+from .reasoning import plan_for_prompt
+from .scene import render
+from .tokenizer import codes_to_token_ids
+
+#: Share of each category among the *picture* rows (plans are balanced): the base model's built-in weaknesses.
+CATEGORY_MIX = {"single": 0.3, "two_object": 0.25, "color_attr": 0.25, "counting": 0.1, "position": 0.1}
+
+
+def training_specs(seed: int = 0) -> dict[str, list]:
+    """Every prompt of each category that is not held out for evaluation."""
+    return {c: [s for s in all_prompt_specs(c) if not is_held_out(s)] for c in CATEGORIES}
+
+
+def base_corpus(num_rows: int, seed: int = 0, picture_fraction: float = 0.5) -> Dataset:
+    """``num_rows`` tokenized rows (``input_ids``, ``labels``): plans and pictures, see the module docstring."""
+    from .tokenizer import build_shapes_tokenizer
+
+    tokenizer = build_shapes_tokenizer()
+    boi = tokenizer.convert_tokens_to_ids("<boi>")
+    rng = random.Random(seed)
+    specs = training_specs()
+    categories, weights = zip(*CATEGORY_MIX.items())
+    rows = []
+    for _ in range(num_rows):
+        picture = rng.random() < picture_fraction
+        category = rng.choices(categories, weights)[0] if picture else rng.choice(CATEGORIES)
+        spec = rng.choice(specs[category])
+        plan, scene = plan_for_prompt(spec, rng)
+        prompt_ids = tokenizer(spec.to_text())["input_ids"]
+        if picture:
+            target = codes_to_token_ids(render(scene))
+            ids = prompt_ids + [boi] + target
+            labels = [IGNORE_INDEX] * (len(prompt_ids) + 1) + target
+        else:
+            target = tokenizer(plan, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            ids, labels = prompt_ids + target, [IGNORE_INDEX] * len(prompt_ids) + target
+        rows.append({"input_ids": ids, "labels": labels})
+    return Dataset.from_list(rows)
+
+
+def _pad(rows: list[dict]) -> dict[str, torch.Tensor]:
+    length = max(len(r["input_ids"]) for r in rows)
+    return {
+        "input_ids": torch.tensor([r["input_ids"] + [0] * (length - len(r["input_ids"])) for r in rows]),
+        "labels": torch.tensor([r["labels"] + [IGNORE_INDEX] * (length - len(r["labels"])) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (length - len(r["input_ids"])) for r in rows]),
+    }
+
+
+def train_base_model(output_dir: str, num_rows: int = 40_000, epochs: float = 1.0, seed: int = 0, **trainer_kwargs):
+    """Pretrain the base model from scratch on ``base_corpus`` and save it (with its tokenizer) to ``output_dir``."""
+    model, tokenizer = build_shapes_model(seed=seed)
+    args = TrainingArguments(
+        output_dir=str(Path(output_dir) / "_run"),
+        per_device_train_batch_size=64,
+        num_train_epochs=epochs,
+        learning_rate=2e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=50,
+        weight_decay=0.01,
+        logging_steps=50,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=seed,
+        **trainer_kwargs,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=base_corpus(num_rows, seed), data_collator=_pad)
+    trainer.train()
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return model, tokenizer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output-dir", default=str(Path(__file__).resolve().parent / "base_model"))
+    parser.add_argument("--num-rows", type=int, default=40_000)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    train_base_model(args.output_dir, num_rows=args.num_rows, epochs=args.epochs, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()
