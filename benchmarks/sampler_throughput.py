@@ -62,7 +62,8 @@ def worker(family: str, method: str, args) -> dict:
 
     if method == "sampler":
         config = SamplingConfig(
-            mode="image_only", guidance_scale=g, seed=args.seed, rng="batch", batch_size=args.images, decode_images=False
+            mode="image_only", guidance_scale=g, seed=args.seed, rng="batch", batch_size=args.images,
+            decode_images=False,
         )
 
         def run():
@@ -140,8 +141,8 @@ def worker(family: str, method: str, args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=["janus", "emu3"], choices=["janus", "emu3"])
-    parser.add_argument("--images", type=int, default=16, help="images per run (one batch on both sides)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (median reported)")
+    parser.add_argument("--images", type=int, default=32, help="images per run (one batch on both sides)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (median reported)")
     parser.add_argument("--guidance-scale", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny matmuls: 1 is fastest)")

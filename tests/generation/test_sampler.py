@@ -54,10 +54,12 @@ def run(model, adapter, prompts=PROMPTS, num_samples=2, **config):
 
 
 def key(samples):
-    return [(s.prompt_index, s.sample_index, s.reasoning_ids, s.image_tokens, s.switched, s.forced_switch) for s in samples]
+    return [
+        (s.prompt_index, s.sample_index, s.reasoning_ids, s.image_tokens, s.switched, s.forced_switch) for s in samples
+    ]
 
 
-# ----- structure -------------------------------------------------------------------------------------------------------
+# ----- structure ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["unified", "staged", "image_only"])
 def test_sequences_are_prompt_reasoning_and_the_adapters_image_segment(lm, mode):
     model, adapter = lm
@@ -93,14 +95,16 @@ def test_sequences_are_prompt_reasoning_and_the_adapters_image_segment(lm, mode)
 def test_decoded_images_come_from_the_adapter():
     from trl_unified.shapes.palette import NUM_CODES, PALETTE
 
-    model, tokenizer = tiny_causal_lm(seed=0, codebook_size=len(PALETTE), num_image_tokens=NUM_CODES, image_codec="shapes")
+    model, tokenizer = tiny_causal_lm(
+        seed=0, codebook_size=len(PALETTE), num_image_tokens=NUM_CODES, image_codec="shapes"
+    )
     adapter = CausalLMAdapter(model, tokenizer)
     (sample,) = run(model, adapter, ["red dot"], 1, mode="image_only", decode_images=True)
     assert sample.image.size == adapter.decode_images(model, torch.tensor([sample.image_tokens]))[0].size
     assert list(sample.image.getdata()) == list(adapter.decode_images(model, [sample.image_tokens])[0].getdata())
 
 
-# ----- switch flags ----------------------------------------------------------------------------------------------------
+# ----- switch flags ---------------------------------------------------------------------------------------------------
 def test_model_that_emits_begin_of_image_switches_by_itself():
     model, adapter = biased_lm("<boi>")
     unified = run(model, adapter, mode="unified", max_text_tokens=8)
@@ -133,7 +137,7 @@ def test_begin_of_image_is_forced_when_the_text_budget_runs_out():
     assert all(s.reasoning_ids == [] and s.forced_switch for s in samples)
 
 
-# ----- batching and seeds ----------------------------------------------------------------------------------------------
+# ----- batching and seeds ---------------------------------------------------------------------------------------------
 def test_padded_batches_equal_one_prompt_at_a_time_with_per_row_generators(lm):
     """``rng="row"``: each sample draws from its own generator, so a left-padded batch of 6 rows (3 prompt lengths,
     reasoning of different lengths, guidance rows) gives what each row gives alone (``batch_size=1``, no padding)."""
@@ -172,7 +176,9 @@ def test_eval_mode_and_no_grad_then_training_mode_restored(lm):
     model, adapter = lm
     model.train()
     seen = []
-    hook = model.register_forward_hook(lambda module, args, out: seen.append((module.training, torch.is_grad_enabled())))
+    hook = model.register_forward_hook(
+        lambda module, args, out: seen.append((module.training, torch.is_grad_enabled()))
+    )
     try:
         run(model, adapter, ["red dot"], 1, mode="unified", max_text_tokens=2)
     finally:
@@ -222,7 +228,7 @@ def test_guidance_of_one_or_none_means_no_unconditional_rows(lm):
         hook.remove()
 
 
-# ----- logit maths -----------------------------------------------------------------------------------------------------
+# ----- logit maths ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, 1.0), (0.7, 5, 1.0), (1.3, None, 0.8), (0.5, 3, 0.6)])
 def test_warp_is_transformers_warpers_in_transformers_order(temperature, top_k, top_p):
     scores = torch.randn(4, 40, generator=torch.Generator().manual_seed(0)) * 3

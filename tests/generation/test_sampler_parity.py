@@ -126,7 +126,7 @@ def test_unified_samples_decode_and_rebuild_in_the_collator(request, family):
     assert [s.input_ids for s in alone] == [s.input_ids for s in samples]
 
 
-# ----- on a GPU (skipped without CUDA) ---------------------------------------------------------------------------------
+# ----- on a GPU (skipped without CUDA) --------------------------------------------------------------------------------
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 

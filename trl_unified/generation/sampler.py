@@ -199,7 +199,7 @@ def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-# ----- internals -------------------------------------------------------------------------------------------------------
+# ----- internals ------------------------------------------------------------------------------------------------------
 @dataclass
 class _Rng:
     """Either one generator for the batch (``generator``) or one per row (``generators``)."""
@@ -354,8 +354,13 @@ def generate_samples(
     num_samples: int = 1,
     config: SamplingConfig | None = None,
     progress: bool = True,
+    prompt_seeds: Sequence[int] | None = None,
 ) -> list[Sample]:
     """Sample ``num_samples`` sequences per prompt (see the module docstring); returns them prompt-major.
+
+    ``prompt_seeds`` (``rng="row"`` only) gives each prompt its own seed: its samples are then exactly those of a
+    call with that prompt alone and ``config.seed`` set to its seed, so callers can batch many prompts without
+    tying any sample to its batch (self-generation seeds per prompt this way).
 
     Runs under ``torch.no_grad()`` in ``eval()`` mode (the model's previous mode is restored afterwards). The
     sampler's generators are its own: the global RNG is not used (unless ``config.seed`` is None) nor changed.
@@ -372,6 +377,13 @@ def generate_samples(
     jobs = [(p, s) for p in range(len(prompts)) for s in range(num_samples)]
     seed = config.seed if config.seed is not None else int(torch.randint(0, 2**62, ()).item())
     batch_generator = torch.Generator(device).manual_seed(seed) if config.rng == "batch" else None
+    if prompt_seeds is not None:
+        if config.rng != "row" or len(prompt_seeds) != len(prompts):
+            raise ValueError("prompt_seeds needs rng='row' and one seed per prompt")
+
+    def job_seed(p: int, s: int) -> int:
+        return row_seed(seed, p, s) if prompt_seeds is None else row_seed(int(prompt_seeds[p]), 0, s)
+
     plan = _ImagePlan.from_adapter(adapter, device)
     backbone = _Backbone(model, adapter)
 
@@ -387,7 +399,7 @@ def generate_samples(
                 if batch_generator is not None:
                     rng = _Rng(generator=batch_generator)
                 else:
-                    rng = _Rng(generators=[torch.Generator(device).manual_seed(row_seed(seed, *job)) for job in chunk])
+                    rng = _Rng(generators=[torch.Generator(device).manual_seed(job_seed(*job)) for job in chunk])
                 contexts = [prompt_ids[p] for p, _ in chunk]
                 if config.mode == "image_only":
                     reasoning, switched = [[] for _ in chunk], [False] * len(chunk)
@@ -396,7 +408,8 @@ def generate_samples(
                 contexts = [c + r + [adapter.boi_token_id] for c, r in zip(contexts, reasoning)]
                 codes = _image_phase(backbone, core, adapter, plan, contexts, config, rng, device)
                 images = adapter.decode_images(model, codes) if config.decode_images else [None] * len(chunk)
-                for (p, s), reason, did_switch, row_codes, image in zip(chunk, reasoning, switched, codes.tolist(), images):
+                rows = zip(chunk, reasoning, switched, codes.tolist(), images)
+                for (p, s), reason, did_switch, row_codes, image in rows:
                     segment = adapter.image_segment(row_codes)
                     text = prompt_ids[p] + reason
                     samples.append(

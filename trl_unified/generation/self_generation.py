@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from datasets import Image as ImageFeature
 from transformers.utils import logging
 
 from ..models.base import UnifiedModelAdapter, unwrap_model
-from ..rewards.base import RewardFn, make_specs
+from ..rewards.base import RewardFn, RewardSpec, make_specs
 from ..rewards.scoring import IMAGE_PREFIX, TEXT_PREFIX, score_batch
 from .sampler import Sample, SamplingConfig, generate_samples
 from .self_generation_config import SelfGenerationConfig
@@ -53,8 +53,11 @@ CARD_FILE = "README.md"
 _TMP_PREFIX = ".tmp-"
 _DATASET_FILES = ("dataset_info.json", "state.json")
 
-#: Columns every row has, in order (reward columns ``text/<name>``/``image/<name>`` go after ``image_tokens``...).
-SAMPLE_COLUMNS = ("prompt", "prompt_id", "sample_index", "reasoning", "image", "image_tokens", "prompt_ids", "reasoning_ids")
+#: Columns every row has; the reward columns ``text/<name>``/``image/<name>`` come between SAMPLE_ and SCORE_COLUMNS,
+#: the prompts source's extra columns last (see ``output_features``).
+SAMPLE_COLUMNS = (
+    "prompt", "prompt_id", "sample_index", "reasoning", "image", "image_tokens", "prompt_ids", "reasoning_ids"
+)
 SCORE_COLUMNS = ("text_reward", "image_reward", "reward_errors", "reward_failed")
 RUN_COLUMNS = ("mode", "switched", "forced_switch", "seed")
 RESERVED_COLUMNS = frozenset(SAMPLE_COLUMNS + SCORE_COLUMNS + RUN_COLUMNS + ("prompts", "images"))
@@ -64,7 +67,7 @@ class GenerationConfigMismatch(ValueError):
     """The output folder holds a run made with other settings (and ``overwrite`` is off)."""
 
 
-# ----- seeds -----------------------------------------------------------------------------------------------------------
+# ----- seeds ----------------------------------------------------------------------------------------------------------
 def prompt_seed(seed: int, prompt_id: Any) -> int:
     """The sampler seed of one prompt: a hash of the run's base seed and the prompt's id (stable across runs, shard
     sizes and process counts). Stored in every row's ``seed`` column."""
@@ -84,7 +87,7 @@ def regenerate_sample(
     return samples[int(row["sample_index"])]
 
 
-# ----- prompts ---------------------------------------------------------------------------------------------------------
+# ----- prompts --------------------------------------------------------------------------------------------------------
 def load_prompts(
     source: str,
     *,
@@ -95,7 +98,7 @@ def load_prompts(
     max_prompts: int | None = None,
 ) -> Dataset:
     """Prompts from a ``.txt`` file (one per line), a JSONL/JSON/Parquet/CSV file, a ``save_to_disk`` folder or a Hub
-    dataset, as a dataset with ``prompt``, ``prompt_id`` and the source's other columns (see :func:`prepare_prompts`)."""
+    dataset, as a dataset with ``prompt``, ``prompt_id`` and the source's other columns (:func:`prepare_prompts`)."""
     from ..data.loading import load_any_dataset
 
     path = Path(source)
@@ -116,15 +119,23 @@ def prepare_prompts(
     prompt_column: str = "prompt",
     prompt_id_column: str = "prompt_id",
     max_prompts: int | None = None,
+    split: str = "train",
+    config_name: str | None = None,
 ) -> Dataset:
     """Normalise prompts to a dataset with ``prompt`` (text), ``prompt_id`` (unique; the index when not given) and any
     other columns, which are carried through to every sample of the prompt (and passed to the rewards).
 
-    ``prompts`` is a dataset, a list of strings, a list of dicts, or a path (see :func:`load_prompts`).
+    ``prompts`` is a dataset, a list of strings, a list of dicts, or a path or Hub id (see :func:`load_prompts`, which
+    reads ``split``/``config_name``).
     """
     if isinstance(prompts, (str, os.PathLike)):
         return load_prompts(
-            str(prompts), prompt_column=prompt_column, prompt_id_column=prompt_id_column, max_prompts=max_prompts
+            os.fspath(prompts),
+            split=split,
+            config_name=config_name,
+            prompt_column=prompt_column,
+            prompt_id_column=prompt_id_column,
+            max_prompts=max_prompts,
         )
     if isinstance(prompts, Dataset):
         dataset = prompts
@@ -194,7 +205,7 @@ def prompts_digest(prompts: Dataset) -> str:
     return digest.hexdigest()
 
 
-# ----- processes -------------------------------------------------------------------------------------------------------
+# ----- processes ------------------------------------------------------------------------------------------------------
 class _Processes:
     """Rank, world size and a barrier: `accelerate.PartialState` under a distributed launcher, trivial otherwise."""
 
@@ -219,7 +230,7 @@ class _Processes:
             self.state.wait_for_everyone()
 
 
-# ----- run bookkeeping -------------------------------------------------------------------------------------------------
+# ----- run bookkeeping ------------------------------------------------------------------------------------------------
 def _model_identity(model, adapter: UnifiedModelAdapter, config: SelfGenerationConfig) -> dict[str, Any]:
     """Name, class, family, dtype and a digest of the first 4096 values of every parameter (exact across devices)."""
     import torch
@@ -228,9 +239,12 @@ def _model_identity(model, adapter: UnifiedModelAdapter, config: SelfGenerationC
     digest = hashlib.sha256()
     dtype = None
     for name, parameter in sorted(core.named_parameters(), key=lambda item: item[0]):
+        digest.update(name.encode())
+        if parameter.device.type == "meta":  # offloaded: only the shape is known here
+            digest.update(str(tuple(parameter.shape)).encode())
+            continue
         head = parameter.detach().reshape(-1)[:4096].to("cpu").contiguous()
         dtype = dtype or str(head.dtype)
-        digest.update(name.encode())
         digest.update(head.view(torch.uint8).numpy().tobytes())
     name_or_path = config.model_name_or_path or getattr(core.config, "_name_or_path", None) or None
     return {
@@ -324,7 +338,7 @@ def _clear_run(output_dir: Path) -> None:
         (output_dir / name).unlink(missing_ok=True)
 
 
-# ----- shards ----------------------------------------------------------------------------------------------------------
+# ----- shards ---------------------------------------------------------------------------------------------------------
 def shard_path(output_dir: str | os.PathLike, index: int, num_shards: int) -> Path:
     return Path(output_dir) / SHARDS_DIR / f"shard-{index:05d}-of-{num_shards:05d}.parquet"
 
@@ -383,36 +397,25 @@ def _generate_shard(
     rows: range,
     config: SelfGenerationConfig,
     sampling: SamplingConfig,
-    rewards: tuple[list, list, list, list],
+    rewards: _Rewards,
     features: Features,
 ) -> Dataset:
-    text_fns, text_weights, image_fns, image_weights = rewards
     extras = _extra_columns(prompts)
     block = prompts.select(rows)
-    samples: list[Sample] = []
-    seeds: list[int] = []
-    owners: list[int] = []  # row of `block` each sample belongs to
-    for local, (text, prompt_id) in enumerate(zip(block["prompt"], block["prompt_id"])):
-        seed = prompt_seed(config.seed, prompt_id)
-        drawn = generate_samples(
-            model, adapter, [text], config.num_samples, replace(sampling, seed=seed), progress=False
-        )
-        samples += drawn
-        seeds += [seed] * len(drawn)
-        owners += [local] * len(drawn)
+    # One call for the whole block (full batches), each prompt seeded on its own: a sample depends only on
+    # (seed, prompt_id, sample_index), never on its shard, batch or process.
+    prompt_seeds = [prompt_seed(config.seed, prompt_id) for prompt_id in block["prompt_id"]]
+    samples = generate_samples(
+        model, adapter, list(block["prompt"]), config.num_samples, sampling, progress=False, prompt_seeds=prompt_seeds
+    )
+    seeds = [prompt_seeds[sample.prompt_index] for sample in samples]
+    owners = [sample.prompt_index for sample in samples]  # row of `block` each sample belongs to
     extra_values = {}
     for column in extras:
         values = block[column]
         extra_values[column] = [values[i] for i in owners]
-    scores = score_batch(
-        text_fns,
-        image_fns,
-        [s.prompt for s in samples],
-        [s.reasoning for s in samples],
-        [s.image for s in samples],
-        columns=extra_values,
-        text_reward_weights=text_weights,
-        image_reward_weights=image_weights,
+    scores = rewards.score(
+        [s.prompt for s in samples], [s.reasoning for s in samples], [s.image for s in samples], extra_values
     )
     prompt_ids = block["prompt_id"]
     columns: dict[str, list[Any]] = {
@@ -484,9 +487,9 @@ def _assemble(output_dir: Path, files: list[Path], features: Features) -> Datase
     return load_from_disk(str(output_dir))
 
 
-# ----- statistics ------------------------------------------------------------------------------------------------------
+# ----- statistics -----------------------------------------------------------------------------------------------------
 def reward_columns_of(dataset: Dataset) -> list[str]:
-    """Per-reward columns (``text/<name>``, ``image/<name>``) followed by the combined ``text_reward``/``image_reward``."""
+    """Per-reward columns (``text/<name>``, ``image/<name>``), then the combined ``text_reward``/``image_reward``."""
     named = [c for c in dataset.column_names if c.startswith((TEXT_PREFIX, IMAGE_PREFIX))]
     return named + [c for c in ("text_reward", "image_reward") if c in dataset.column_names]
 
@@ -513,8 +516,8 @@ def generation_statistics(dataset: Dataset) -> dict[str, Any]:
 
     ``switch_rate`` is the autonomous switch rate: the fraction of ``unified``-mode samples in which the model emitted
     begin-of-image by itself (``None`` when no sample is in unified mode); ``forced_switch_rate`` the fraction where it
-    was forced. ``num_failed_samples`` counts samples with any failed reward evaluation, ``num_failed_reward_evaluations``
-    all failed evaluations (one per reward per sample).
+    was forced. ``num_failed_samples`` counts samples with any failed reward evaluation,
+    ``num_failed_reward_evaluations`` all failed evaluations (one per reward per sample).
     """
     modes = dataset["mode"]
     unified = [i for i, mode in enumerate(modes) if mode == "unified"]
@@ -534,27 +537,61 @@ def generation_statistics(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-# ----- rewards ---------------------------------------------------------------------------------------------------------
-def _resolve_rewards(
-    kind: str, given: Sequence[RewardFn], config: SelfGenerationConfig, weights: Sequence[float] | None
-) -> tuple[list[RewardFn], list[float] | None, list[str | None]]:
-    specs = list(getattr(config, f"{kind}_rewards") or [])
-    given = list(given or [])
-    if given and specs:
-        raise ValueError(f"pass {kind} rewards either as callables or as config.{kind}_rewards specs, not both")
-    if specs:
-        from ..rewards.registry import load_reward
-
-        kwargs = {"device": config.reward_device} if config.reward_device else {}
-        fns = [load_reward(spec, **(kwargs if spec.split(":", 1)[0] in ("clip", "vqascore", "judge") else {})) for spec in specs]
-    else:
-        fns = given
-    if weights is None:
-        weights = getattr(config, f"{kind}_reward_weights")
-    return fns, (None if weights is None else [float(w) for w in weights]), (specs or [None] * len(fns))
+# ----- rewards --------------------------------------------------------------------------------------------------------
+_MODEL_REWARD_PREFIXES = ("clip", "vqascore", "judge")  # the `load_reward` forms that take a `device`
 
 
-# ----- the entry point -------------------------------------------------------------------------------------------------
+@dataclass
+class _Rewards:
+    """Both modalities' rewards as ``score_batch`` takes them, their output columns and their description."""
+
+    text: list[RewardSpec]
+    image: list[RewardSpec]
+    info: dict[str, list[dict[str, Any]]]
+
+    @property
+    def columns(self) -> list[str]:
+        return [TEXT_PREFIX + s.name for s in self.text] + [IMAGE_PREFIX + s.name for s in self.image]
+
+    def score(self, prompts, reasoning, images, columns):
+        return score_batch(
+            [s.fn for s in self.text],
+            [s.fn for s in self.image],
+            prompts,
+            reasoning,
+            images,
+            columns=columns,
+            text_reward_weights=[s.weight for s in self.text],
+            image_reward_weights=[s.weight for s in self.image],
+        )
+
+
+def _resolve_rewards(config: SelfGenerationConfig, given: dict[str, Sequence[RewardFn]], weights: dict) -> _Rewards:
+    """Callables given in Python, or ``config.<kind>_rewards`` specs built with ``load_reward`` (not both)."""
+    resolved, info = {}, {}
+    for kind in ("text", "image"):
+        specs = list(getattr(config, f"{kind}_rewards") or [])
+        fns = list(given[kind] or [])
+        if fns and specs:
+            raise ValueError(f"pass {kind} rewards either as callables or as config.{kind}_rewards specs, not both")
+        if specs:
+            from ..rewards.registry import load_reward
+
+            device = {"device": config.reward_device} if config.reward_device else {}
+            fns = [
+                load_reward(spec, **(device if spec.split(":", 1)[0] in _MODEL_REWARD_PREFIXES else {}))
+                for spec in specs
+            ]
+        kind_weights = weights[kind] if weights[kind] is not None else getattr(config, f"{kind}_reward_weights")
+        resolved[kind] = make_specs(fns, None if kind_weights is None else [float(w) for w in kind_weights])
+        info[kind] = [
+            {"name": s.name, "weight": s.weight, "optional": s.optional, "spec": spec}
+            for s, spec in zip(resolved[kind], specs or [None] * len(fns))
+        ]
+    return _Rewards(resolved["text"], resolved["image"], info)
+
+
+# ----- the entry point ------------------------------------------------------------------------------------------------
 def self_generate(
     model,
     processing_class: Any,
@@ -582,9 +619,10 @@ def self_generate(
 
     Returns the assembled dataset (loaded from ``output_dir``; identical on every process). Rows are ordered by prompt
     (source order) then ``sample_index``; the columns are listed in ``docs/self_generation.md``.
-    """
-    from tqdm.auto import tqdm
 
+    Raises :class:`GenerationConfigMismatch` when ``output_dir`` holds a run with other settings (unless
+    ``config.overwrite``).
+    """
     from ..models.registry import get_adapter
 
     config = config or SelfGenerationConfig()
@@ -597,128 +635,128 @@ def self_generate(
     if prompts is None:
         if not config.prompts:
             raise ValueError("no prompts: pass `prompts` or set config.prompts")
-        table = load_prompts(
-            config.prompts,
-            split=config.prompts_split,
-            config_name=config.prompts_config,
-            prompt_column=config.prompt_column,
-            prompt_id_column=config.prompt_id_column,
-            max_prompts=config.max_prompts,
-        )
+        prompts_source = config.prompts
     else:
-        table = prepare_prompts(
-            prompts,
-            prompt_column=config.prompt_column,
-            prompt_id_column=config.prompt_id_column,
-            max_prompts=config.max_prompts,
-        )
+        prompts_source = os.fspath(prompts) if isinstance(prompts, (str, os.PathLike)) else None
+    table = prepare_prompts(
+        prompts if prompts is not None else config.prompts,
+        prompt_column=config.prompt_column,
+        prompt_id_column=config.prompt_id_column,
+        max_prompts=config.max_prompts,
+        split=config.prompts_split,
+        config_name=config.prompts_config,
+    )
     if len(table) == 0:
         raise ValueError("there are no prompts to generate from")
-
-    text_fns, text_w, text_specs = _resolve_rewards("text", text_rewards, config, text_reward_weights)
-    image_fns, image_w, image_specs = _resolve_rewards("image", image_rewards, config, image_reward_weights)
-    text_specs_resolved = make_specs(text_fns, text_w)
-    image_specs_resolved = make_specs(image_fns, image_w)
-    reward_info = {
-        kind: [{"name": s.name, "weight": s.weight, "optional": s.optional, "spec": spec} for s, spec in zip(resolved, specs)]
-        for kind, resolved, specs in (("text", text_specs_resolved, text_specs), ("image", image_specs_resolved, image_specs))
-    }
-    reward_columns = [TEXT_PREFIX + s.name for s in text_specs_resolved] + [IMAGE_PREFIX + s.name for s in image_specs_resolved]
-    clashes = sorted(set(reward_columns) & set(table.column_names))
+    rewards = _resolve_rewards(
+        config,
+        {"text": text_rewards, "image": image_rewards},
+        {"text": text_reward_weights, "image": image_reward_weights},
+    )
+    clashes = sorted(set(rewards.columns) & set(table.column_names))
     if clashes:
         raise ValueError(f"prompt columns {clashes} clash with reward columns")
-    features = output_features(table, reward_columns)
-
+    features = output_features(table, rewards.columns)
     sampling = config.sampling_config()
-    num_prompts = len(table)
-    num_shards = math.ceil(num_prompts / config.shard_size)
-    model_info = _model_identity(model, adapter, config)
-    settings = _settings(model_info, sampling, config, table, reward_info)
-    run_fingerprint = fingerprint(settings)
+    settings = _settings(_model_identity(model, adapter, config), sampling, config, table, rewards.info)
+    num_shards = math.ceil(len(table) / config.shard_size)
 
-    # Every process checks (so all of them fail alike); then the main one prepares the folder.
+    _prepare_output_dir(
+        output_dir,
+        processes,
+        config,
+        {
+            "fingerprint": fingerprint(settings),
+            "complete": False,
+            "num_prompts": len(table),
+            "num_shards": num_shards,
+            "settings": settings,
+            "prompts_source": prompts_source,
+            "config": config.to_dict(),
+            "versions": _versions(),
+        },
+    )
+    _generate_shards(model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes)
+    processes.wait()
+    if processes.is_main:
+        _finish(output_dir, config, features, num_shards)
+    processes.wait()
+    return load_from_disk(str(output_dir))
+
+
+def _prepare_output_dir(output_dir: Path, processes: _Processes, config: SelfGenerationConfig, run: dict) -> None:
+    """Refuse a folder holding another run (every process checks, so all fail alike), then, on the main process,
+    clear it if ``overwrite``, drop a killed run's partial shard and record this run."""
     existing = _read_run_file(output_dir)
     shards_dir = output_dir / SHARDS_DIR
-    stale_run = existing is not None and existing.get("fingerprint") != run_fingerprint
-    foreign = existing is None and shards_dir.is_dir() and any(shards_dir.glob("shard-*.parquet"))
-    if (stale_run or foreign) and not config.overwrite:
-        if stale_run:
-            changes = _differences(existing.get("settings", {}), settings) or ["(settings not recorded)"]
+    other_run = existing is not None and existing.get("fingerprint") != run["fingerprint"]
+    unknown = existing is None and shards_dir.is_dir() and any(shards_dir.glob("shard-*.parquet"))
+    if (other_run or unknown) and not config.overwrite:
+        if other_run:
+            changes = _differences(existing.get("settings", {}), run["settings"]) or ["(settings not recorded)"]
             what = "a run with other settings:\n  " + "\n  ".join(changes)
         else:
             what = f"shards but no {RUN_FILE}"
         raise GenerationConfigMismatch(
-            f"{output_dir} holds {what}\nUse another output_dir, rerun with the original settings to resume, or pass "
-            "overwrite=True (--overwrite) to delete that run and start over."
+            f"{output_dir} holds {what}\nUse another output_dir, rerun with the original settings to resume, or "
+            "pass overwrite=True (--overwrite) to delete that run and start over."
         )
     processes.wait()
     if processes.is_main:
-        if stale_run or foreign:
+        if other_run or unknown:
             logger.warning(f"overwrite: deleting the previous run in {output_dir}")
             _clear_run(output_dir)
         shards_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in shards_dir.glob(f"{_TMP_PREFIX}*"):  # a killed run's partial shard
-            leftover.unlink()
-        _write_run_file(
-            output_dir,
-            {
-                "fingerprint": run_fingerprint,
-                "complete": False,
-                "num_prompts": num_prompts,
-                "num_shards": num_shards,
-                "settings": settings,
-                "prompts_source": config.prompts,
-                "config": config.to_dict(),
-                "versions": _versions(),
-            },
-        )
+        # a killed run's partial shard, half-written run file or interrupted assembly
+        for leftover in [*shards_dir.glob(f"{_TMP_PREFIX}*"), *output_dir.glob(f"{_TMP_PREFIX}*")]:
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        _write_run_file(output_dir, run)
     processes.wait()
 
+
+def _generate_shards(model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes):
+    """Generate, score and write this process's missing shards (shard ``i`` belongs to process ``i % world``)."""
+    from tqdm.auto import tqdm
+
+    num_prompts = len(table)
     mine = [i for i in range(num_shards) if i % processes.world == processes.rank]
-    done = [i for i in mine if _shard_complete(shard_path(output_dir, i, num_shards), len(_shard_rows(i, config.shard_size, num_prompts)) * config.num_samples)]
-    todo = [i for i in mine if i not in set(done)]
+    sizes = {i: len(_shard_rows(i, config.shard_size, num_prompts)) for i in mine}
+    done = {i for i in mine if _shard_complete(shard_path(output_dir, i, num_shards), sizes[i] * config.num_samples)}
     if done:
         logger.info(f"process {processes.rank}: resuming, {len(done)} of {len(mine)} shards already written")
-    rewards = (
-        [s.fn for s in text_specs_resolved],
-        [s.weight for s in text_specs_resolved],
-        [s.fn for s in image_specs_resolved],
-        [s.weight for s in image_specs_resolved],
-    )
+    description = "self-generation" + (f" [process {processes.rank}/{processes.world}]" if processes.world > 1 else "")
     with tqdm(
-        total=sum(len(_shard_rows(i, config.shard_size, num_prompts)) for i in mine),
-        initial=sum(len(_shard_rows(i, config.shard_size, num_prompts)) for i in done),
+        total=sum(sizes.values()),
+        initial=sum(sizes[i] for i in done),
         unit="prompt",
-        desc="self-generation" + (f" [process {processes.rank}/{processes.world}]" if processes.world > 1 else ""),
+        desc=description,
         disable=not config.progress,
     ) as bar:
-        for index in todo:
+        for index in (i for i in mine if i not in done):
             rows = _shard_rows(index, config.shard_size, num_prompts)
             shard = _generate_shard(model, adapter, table, rows, config, sampling, rewards, features)
             with _datasets_progress_bars(False):  # ours is enough
                 _write_shard(shard, shard_path(output_dir, index, num_shards))
             bar.update(len(rows))
-    processes.wait()
 
-    if processes.is_main:
-        files = [shard_path(output_dir, i, num_shards) for i in range(num_shards)]
-        missing = [f.name for f in files if not f.exists()]
-        if missing:
-            raise RuntimeError(f"shards missing after generation (did a process fail?): {missing}")
-        with _datasets_progress_bars(config.progress):
-            dataset = _assemble(output_dir, files, features)
-        statistics = generation_statistics(dataset)
-        run_info = _read_run_file(output_dir) or {}
-        run_info.update(complete=True, statistics=statistics)
-        _write_run_file(output_dir, run_info)
-        from .dataset_card import make_dataset_card
 
-        card = make_dataset_card(run_info, dataset_id=config.hub_dataset_id, columns=dataset.column_names)
-        card.save(str(output_dir / CARD_FILE))
-        if config.push_to_hub:
-            push_dataset_to_hub(dataset, output_dir, config.hub_dataset_id or output_dir.resolve().name, private=config.private)
-    processes.wait()
-    return load_from_disk(str(output_dir))
+def _finish(output_dir: Path, config: SelfGenerationConfig, features: Features, num_shards: int) -> None:
+    """Main process: assemble the shards, record the statistics, write the card, push."""
+    from .dataset_card import make_dataset_card
+
+    files = [shard_path(output_dir, i, num_shards) for i in range(num_shards)]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise RuntimeError(f"shards missing after generation (did a process fail?): {missing}")
+    with _datasets_progress_bars(config.progress):
+        dataset = _assemble(output_dir, files, features)
+    run = _read_run_file(output_dir) or {}
+    run.update(complete=True, statistics=generation_statistics(dataset))
+    _write_run_file(output_dir, run)
+    repo_id = config.hub_dataset_id or (output_dir.resolve().name if config.push_to_hub else None)
+    make_dataset_card(run, dataset_id=repo_id, columns=dataset.column_names).save(str(output_dir / CARD_FILE))
+    if config.push_to_hub:
+        push_dataset_to_hub(dataset, output_dir, repo_id, private=config.private)
 
 
 def push_dataset_to_hub(

@@ -85,7 +85,7 @@ class SelfGenerationConfig(SamplingConfig):
     )
     text_reward_weights: list[float] | None = field(
         default=None,
-        metadata={"help": "One weight per text reward, in order (default: all 1.0)."},
+        metadata={"help": "One weight per text reward, in order (default 1.0 each); `text_reward`: weighted sum."},
     )
     image_rewards: list[str] = field(
         default_factory=list,
@@ -97,7 +97,7 @@ class SelfGenerationConfig(SamplingConfig):
     )
     image_reward_weights: list[float] | None = field(
         default=None,
-        metadata={"help": "One weight per image reward, in order (default: all 1.0)."},
+        metadata={"help": "One weight per image reward, in order (default 1.0 each); `image_reward`: weighted sum."},
     )
     reward_device: str | None = field(
         default=None,
@@ -148,8 +148,8 @@ class SelfGenerationConfig(SamplingConfig):
             raise ValueError(f"max_prompts must be >= 0, got {self.max_prompts}")
         if self.seed is None:
             raise ValueError(
-                "self-generation needs an integer seed (resuming regenerates nothing, but every shard must be "
-                "reproducible from the arguments); set seed"
+                "self-generation needs an integer seed: every shard must be reproducible from the arguments, so "
+                "that a restarted run resumes where it stopped"
             )
         self.text_rewards = list(self.text_rewards or [])
         self.image_rewards = list(self.image_rewards or [])
@@ -158,7 +158,7 @@ class SelfGenerationConfig(SamplingConfig):
             if weights is not None:
                 weights = [float(w) for w in weights]
                 setattr(self, f"{kind}_reward_weights", weights)
-                if len(weights) != len(specs):
+                if specs and len(weights) != len(specs):  # without specs they weigh the callables given in Python
                     raise ValueError(f"got {len(weights)} {kind}_reward_weights for {len(specs)} {kind}_rewards")
 
     def sampling_config(self) -> SamplingConfig:

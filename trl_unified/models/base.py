@@ -65,14 +65,18 @@ class UnifiedModelAdapter(ABC):
     """How one family of unified models reads and writes interleaved text+image sequences.
 
     Subclasses set ``family`` (the name users pass as ``model_adapter``) and ``model_class`` (used to load a model
-    from a name or path), implement ``matches`` and the abstract methods, and list their default LoRA targets and
-    frozen parts. An adapter is built from a model (for its config) and its processing class (for its tokenizer).
+    from a name or path and, by default, to recognise one), set ``boi_token_id``/``eoi_token_id`` when built,
+    implement the abstract methods, and list their default LoRA targets and frozen parts. An adapter is built from a model (for its config) and its processing class (for its tokenizer).
     """
 
     family: ClassVar[str]
     model_class: ClassVar[Any]
     #: Regex over module names: the language model's projections (never a vision tower or a VQ model).
     lora_target_modules: ClassVar[str]
+    #: Begin-of-image: a text token, predicted by the text head (it *is* the switch from reasoning to image).
+    boi_token_id: int
+    #: End-of-image: forced after the codes, never trained on or sampled.
+    eoi_token_id: int
 
     def __init__(self, model: nn.Module, processing_class: Any):
         self.processing_class = processing_class
@@ -83,16 +87,11 @@ class UnifiedModelAdapter(ABC):
 
     # ----- identification ------------------------------------------------------------------------------------------
     @classmethod
-    @abstractmethod
     def matches(cls, model: nn.Module) -> bool:
-        """Whether this adapter handles ``model`` (called on the unwrapped model)."""
+        """Whether this adapter handles ``model``: by default, an instance of the family's model class."""
+        return isinstance(unwrap_model(model), cls.model_class)
 
     # ----- vocabulary and layout -------------------------------------------------------------------------------------
-    @property
-    @abstractmethod
-    def boi_token_id(self) -> int:
-        """Begin-of-image: a text token, predicted by the text head (it *is* the switch from reasoning to image)."""
-
     @property
     @abstractmethod
     def num_image_tokens(self) -> int:
@@ -111,6 +110,15 @@ class UnifiedModelAdapter(ABC):
     def pad_token_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return self.eos_token_id if pad is None else pad
+
+    def token_id(self, token: str, attribute: str | None = None) -> int:
+        """The id of ``token`` (or of the tokenizer's ``attribute`` token, when it names one); a clear error if absent."""
+        token = (getattr(self.tokenizer, attribute, None) if attribute else None) or token
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        unk = self.tokenizer.unk_token_id
+        if token_id is None or (unk is not None and token_id == unk):
+            raise ValueError(f"The {self.family} tokenizer has no token {token!r}.")
+        return int(token_id)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """Prompt text -> ids, with the family's BOS/prompt format. The sampler uses the very same ids."""

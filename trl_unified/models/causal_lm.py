@@ -80,35 +80,21 @@ class CausalLMAdapter(SharedVocabularyAdapter):
         if missing:
             raise ValueError(f"config.unified_image is missing {missing}; see trl_unified.models.causal_lm.")
         self.spec = spec
-        self.image_token_ids = [self._token_id(spec["image_token_template"].format(i)) for i in range(spec["codebook_size"])]
-        self._boi = self._token_id(spec["boi_token"])
-        self._eoi = self._token_id(spec["eoi_token"])
+        self.image_token_ids = [self.token_id(spec["image_token_template"].format(i)) for i in range(spec["codebook_size"])]
+        self.boi_token_id = self.token_id(spec["boi_token"])
+        self.eoi_token_id = self.token_id(spec["eoi_token"])
         self.codec = load_codec(spec["image_codec"]) if spec.get("image_codec") else None
-
-    def _token_id(self, token: str) -> int:
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ValueError(f"The tokenizer has no token {token!r}, which config.unified_image names.")
-        return token_id
 
     @classmethod
     def matches(cls, model: nn.Module) -> bool:
         return getattr(unwrap_model(model).config, "unified_image", None) is not None
 
     @property
-    def boi_token_id(self) -> int:
-        return self._boi
-
-    @property
-    def eoi_token_id(self) -> int:
-        return self._eoi
-
-    @property
     def num_image_tokens(self) -> int:
         return int(self.spec["num_image_tokens"])
 
     def image_layout(self) -> list[int | None]:
-        return [None] * self.num_image_tokens + [self._eoi]
+        return [None] * self.num_image_tokens + [self.eoi_token_id]
 
     def _require_codec(self) -> Any:
         if self.codec is None:

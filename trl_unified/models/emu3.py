@@ -102,10 +102,10 @@ class Emu3Adapter(SharedVocabularyAdapter):
                 f"{vq_codebook}."
             )
 
-        self._boi = self._special_token_id("boi_token", DEFAULT_BOI_TOKEN)
-        self._eoi = self._special_token_id("eoi_token", DEFAULT_EOI_TOKEN)
-        self._image_wrapper = self._special_token_id("image_wrapper_token", DEFAULT_IMAGE_WRAPPER_TOKEN)
-        self._eof = self._special_token_id("eof_token", DEFAULT_EOF_TOKEN)
+        self.boi_token_id = self.token_id(DEFAULT_BOI_TOKEN, "boi_token")
+        self.eoi_token_id = self.token_id(DEFAULT_EOI_TOKEN, "eoi_token")
+        self._image_wrapper = self.token_id(DEFAULT_IMAGE_WRAPPER_TOKEN, "image_wrapper_token")
+        self._eof = self.token_id(DEFAULT_EOF_TOKEN, "eof_token")
         self._eol = mapping.eol_token_id
         if self._eol is None:
             raise ValueError(f"Emu3 vocabulary_map has no end-of-line token {EOL_TOKEN!r}.")
@@ -118,7 +118,7 @@ class Emu3Adapter(SharedVocabularyAdapter):
         if self.tokenizer.eos_token_id is None or self.tokenizer.bos_token_id is None:
             raise ValueError("The Emu3 tokenizer needs a bos_token and an eos_token.")
         visual = set(self.image_token_ids)
-        for name, token_id in (("begin-of-image", self._boi), ("eos", self.eos_token_id), ("pad", self.pad_token_id)):
+        for name, token_id in (("begin-of-image", self.boi_token_id), ("eos", self.eos_token_id), ("pad", self.pad_token_id)):
             if token_id in visual:
                 raise ValueError(f"The {name} id {token_id} is a visual token.")
 
@@ -132,13 +132,6 @@ class Emu3Adapter(SharedVocabularyAdapter):
                 "eval()-mode sampling log-probs (dropout is applied to attention and to the residual branches).",
                 stacklevel=2,
             )
-
-    def _special_token_id(self, attribute: str, default: str) -> int:
-        token = getattr(self.tokenizer, attribute, None) or default
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or (self.tokenizer.unk_token_id is not None and token_id == self.tokenizer.unk_token_id):
-            raise ValueError(f"The Emu3 tokenizer has no {attribute} ({token!r}).")
-        return int(token_id)
 
     def _generation_size(self, ratio: str | None, image_area: int | None) -> tuple[int, int]:
         """``(h, w)`` in codes, exactly as ``Emu3Processor.__call__(return_for_image_generation=True)`` computes it."""
@@ -156,20 +149,7 @@ class Emu3Adapter(SharedVocabularyAdapter):
         self.ratio, self.image_area = ratio, image_area
         return int(height), int(width)
 
-    # ----- identification ------------------------------------------------------------------------------------------
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        return isinstance(unwrap_model(model), Emu3ForConditionalGeneration)
-
     # ----- vocabulary and layout -------------------------------------------------------------------------------------
-    @property
-    def boi_token_id(self) -> int:
-        return self._boi
-
-    @property
-    def eoi_token_id(self) -> int:
-        return self._eoi
-
     @property
     def eol_token_id(self) -> int:
         return self._eol
@@ -199,7 +179,7 @@ class Emu3Adapter(SharedVocabularyAdapter):
     def image_layout(self) -> list[int | None]:
         """``"{h}*{w}" <|image token|> ([w codes] <|extra_200|>) x h <|extra_201|> <|image end|> EOS``."""
         row = [None] * self._width + [self._eol]
-        return [*self._header, self._image_wrapper, *(row * self._height), self._eof, self._eoi, self.eos_token_id]
+        return [*self._header, self._image_wrapper, *(row * self._height), self._eof, self.eoi_token_id, self.eos_token_id]
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """``Emu3Processor``'s text ids: the processor prepends BOS as text (the tokenizer adds none)."""
@@ -207,7 +187,7 @@ class Emu3Adapter(SharedVocabularyAdapter):
 
     def generation_prompt_ids(self, prompt: str) -> list[int]:
         """What ``processor(prompt, return_for_image_generation=True)`` returns: prompt, BOI, header, wrapper."""
-        return self.tokenize_prompt(prompt) + [self._boi] + self._header + [self._image_wrapper]
+        return self.tokenize_prompt(prompt) + [self.boi_token_id] + self._header + [self._image_wrapper]
 
     # forward_hidden: the base version is right for Emu3. `Emu3ForConditionalGeneration.forward` accepts
     # `logits_to_keep` (it slices the hidden states before `lm_head`), and its text model is wrapped by

@@ -62,16 +62,16 @@ class JanusAdapter(UnifiedModelAdapter):
         super().__init__(model, processing_class)
         core = unwrap_model(model)
         self.image_processor = getattr(processing_class, "image_processor", None)
-        self._boi = self._special_token_id("boi_token", DEFAULT_BOI_TOKEN)
-        self._eoi = self._special_token_id("eoi_token", DEFAULT_EOI_TOKEN)
+        self.boi_token_id = self.token_id(DEFAULT_BOI_TOKEN, "boi_token")
+        self.eoi_token_id = self.token_id(DEFAULT_EOI_TOKEN, "eoi_token")
 
         # transformers' image generation reads begin-of-image from the generation config: it must agree.
         generation_kwargs = getattr(getattr(core, "generation_config", None), "generation_kwargs", None) or {}
         generation_boi = generation_kwargs.get("boi_token_id")
-        if generation_boi is not None and int(generation_boi) != self._boi:
+        if generation_boi is not None and int(generation_boi) != self.boi_token_id:
             warnings.warn(
                 f"generation_config.generation_kwargs['boi_token_id']={generation_boi} differs from the tokenizer's "
-                f"begin-of-image id {self._boi}; `generate(generation_mode='image')` will not match this adapter.",
+                f"begin-of-image id {self.boi_token_id}; `generate(generation_mode='image')` will not match this adapter.",
                 stacklevel=2,
             )
 
@@ -84,33 +84,13 @@ class JanusAdapter(UnifiedModelAdapter):
                 f"decodes vq_config.num_patches ** 2 = {grid * grid} codes per image."
             )
         self._codebook_size = int(self.config.vq_config.num_embeddings)
-        if self._eoi < self._codebook_size:
+        if self.eoi_token_id < self._codebook_size:
             raise ValueError(
-                f"end-of-image id {self._eoi} is inside the codebook [0, {self._codebook_size}): it could not be told "
+                f"end-of-image id {self.eoi_token_id} is inside the codebook [0, {self._codebook_size}): it could not be told "
                 "apart from an image code at an image position."
             )
 
-    def _special_token_id(self, attribute: str, default: str) -> int:
-        token = getattr(self.tokenizer, attribute, None) or default
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ValueError(f"The Janus tokenizer has no {attribute} ({token!r}).")
-        return int(token_id)
-
-    # ----- identification ------------------------------------------------------------------------------------------
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        return isinstance(unwrap_model(model), JanusForConditionalGeneration)
-
     # ----- vocabulary and layout -------------------------------------------------------------------------------------
-    @property
-    def boi_token_id(self) -> int:
-        return self._boi
-
-    @property
-    def eoi_token_id(self) -> int:
-        return self._eoi
-
     @property
     def num_image_tokens(self) -> int:
         return self._num_image_tokens
@@ -120,12 +100,7 @@ class JanusAdapter(UnifiedModelAdapter):
         return self._codebook_size
 
     def image_layout(self) -> list[int | None]:
-        return [None] * self.num_image_tokens + [self._eoi]
-
-    def image_input_id(self, code: int) -> int:
-        if not 0 <= code < self._codebook_size:
-            raise ValueError(f"image code {code} is outside the codebook [0, {self._codebook_size})")
-        return code
+        return [None] * self.num_image_tokens + [self.eoi_token_id]
 
     # ----- model plumbing -------------------------------------------------------------------------------------------
     def input_embeddings(self, model: nn.Module, input_ids: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
@@ -134,7 +109,7 @@ class JanusAdapter(UnifiedModelAdapter):
         Image-modality positions holding end-of-image (a forced text token) use the text embeddings. Each path is fed
         a harmless id (0) where the other path's ids sit, so no lookup is out of range.
         """
-        is_code = (modality == IMAGE) & (input_ids != self._eoi)
+        is_code = (modality == IMAGE) & (input_ids != self.eoi_token_id)
         text_ids = torch.where(is_code, torch.zeros_like(input_ids), input_ids)
         code_ids = torch.where(is_code, input_ids, torch.zeros_like(input_ids))
         text_embeds = model.get_input_embeddings()(text_ids)

@@ -24,8 +24,13 @@ def make_parser(prog: str = "trl-unified generate") -> TrlParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..generation.self_generation import GenerationConfigMismatch
+
     (config,) = make_parser().parse_args_and_config(args=argv)
-    run(config)
+    try:
+        run(config)
+    except GenerationConfigMismatch as error:  # a user error, not a crash: say what differs, no traceback
+        raise SystemExit(f"trl-unified generate: {error}") from None
 
 
 def _fmt(value: Any) -> str:
@@ -41,7 +46,8 @@ def summary(statistics: dict[str, Any]) -> str:
         f"autonomous switch rate: {_fmt(statistics['switch_rate'])} (forced: {_fmt(statistics['forced_switch_rate'])})",
     ]
     for column, values in statistics["rewards"].items():
-        lines.append(f"mean {column}: {_fmt(values['mean'])} (std {_fmt(values['std'])}, failed {values['num_failed']})")
+        mean, std, failed = _fmt(values["mean"]), _fmt(values["std"]), values["num_failed"]
+        lines.append(f"mean {column}: {mean} (std {std}, failed {failed})")
     lines.append(
         f"failed reward evaluations: {statistics['num_failed_reward_evaluations']} "
         f"({statistics['num_failed_samples']} samples)"

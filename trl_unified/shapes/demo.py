@@ -151,7 +151,7 @@ def post_train(model, tokenizer, dataset, cfg: DemoConfig, folder: Path):
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         lr_scheduler_type="cosine",
-        warmup_ratio=0.05,
+        warmup_steps=10,
         logging_steps=10,
         save_strategy="no",
         report_to="none",
