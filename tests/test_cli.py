@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import yaml
-from conftest import make_rows
+from sample_rows import make_rows
 from peft import PeftModel
 
 from trl_unified.cli import main

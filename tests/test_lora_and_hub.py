@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_rows
+from sample_rows import make_rows
 from datasets import Dataset
 from peft import LoraConfig, PeftModel
 
@@ -82,3 +82,18 @@ def test_push_adapter_and_model_card_to_local_hub(tmp_path, local_hub):
     pushed = {k.replace(".default", ""): v for k, v in lora_state(trainer.model).items()}
     for key, value in lora_state(reloaded).items():
         torch.testing.assert_close(value, pushed[key.replace(".default", "")])
+
+
+def test_gradient_checkpointing_with_lora_gives_the_same_loss_and_trains(tmp_path):
+    plain, _ = lora_trainer(tmp_path / "plain", max_steps=1)
+    checkpointed, _ = lora_trainer(tmp_path / "gc", max_steps=1, gradient_checkpointing=True)
+    assert checkpointed.args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    batch = plain.data_collator([plain.train_dataset[i] for i in range(2)])
+    checkpointed.model.gradient_checkpointing_enable(checkpointed.args.gradient_checkpointing_kwargs)
+    assert checkpointed.model.is_gradient_checkpointing
+    checkpointed.model.train()
+    loss = checkpointed.compute_loss(checkpointed.model, batch)
+    plain.model.train()
+    assert loss.item() == pytest.approx(plain.compute_loss(plain.model, batch).item(), rel=1e-6)
+    loss.backward()
+    assert all(p.grad is not None for n, p in checkpointed.model.named_parameters() if p.requires_grad)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_rows
+from sample_rows import make_rows
 from datasets import Dataset
 
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer

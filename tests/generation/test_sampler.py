@@ -20,15 +20,6 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 PROMPTS = ["draw a red dot", "blue square", "a green dot left of the blue square above"]  # 3 different lengths
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matmuls: extra threads only spin on a busy 2-core machine. Restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def lm():
     model, tokenizer = tiny_causal_lm(seed=0)

@@ -28,14 +28,6 @@ PROMPTS = ["a red square", "a big circle"]  # same number of tokens in both toke
 SAMPLING = [(1.0, 0, 1.0), (0.7, 8, 0.9), (0.0, 0, 1.0)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def janus():
     model, processor = tiny_janus(seed=0)

@@ -36,15 +36,6 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 CODEC = ShapesImageCodec()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from threads, and a busy second core makes OpenMP threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     model, tokenizer = tiny_causal_lm(seed=0, image_codec="shapes", num_image_tokens=64)

@@ -23,15 +23,6 @@ from trl_unified.testing.emu3 import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matmuls: with 2 threads on a busy 2-core machine, thread hand-offs cost 100x the compute.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def emu3():
     model, processor = tiny_emu3(seed=0)

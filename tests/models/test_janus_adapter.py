@@ -12,15 +12,6 @@ from trl_unified.models.janus import JanusAdapter
 from trl_unified.testing.janus import tiny_janus
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matmuls: extra threads only spin (10x slower on a busy 2-core machine). Restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def janus():
     model, processor = tiny_janus(seed=0)

@@ -43,7 +43,8 @@ def _rewards(dataset: Dataset, column: str) -> np.ndarray:
     values = dataset[column]
     for i, value in enumerate(values):
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"row {i}, column {column!r}: reward must be a finite number, got {value!r}")
+            hint = " (self-generated rows whose reward failed are marked `reward_failed`: filter them out)"
+            raise ValueError(f"row {i}, column {column!r}: reward must be a finite number, got {value!r}" + hint)
     return np.asarray(values, dtype=np.float64)
 
 

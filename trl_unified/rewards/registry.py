@@ -13,6 +13,14 @@ or :func:`register_reward`) so that a bare name works in :func:`load_reward`."""
 _MODEL_PREFIXES = ("clip", "vqascore", "judge")
 
 
+#: Rewards that ship with the package, imported on first use (``trl-unified generate --image_rewards shapes_image``).
+BUILTIN_REWARDS: dict[str, str] = {
+    "shapes_text": "trl_unified.shapes.rewards:shapes_text_reward",
+    "shapes_image": "trl_unified.shapes.rewards:shapes_image_reward",
+    "shapes_image_partial": "trl_unified.shapes.rewards:shapes_image_partial_reward",
+}
+
+
 def register_reward(name: str, reward: Callable[..., Any] | None = None):
     """Add ``reward`` to :data:`REWARD_REGISTRY` under ``name``; usable as a decorator."""
     if ":" in name:
@@ -28,7 +36,7 @@ def register_reward(name: str, reward: Callable[..., Any] | None = None):
 
 
 def _valid_forms() -> str:
-    names = ", ".join(sorted(REWARD_REGISTRY)) or "(none registered)"
+    names = ", ".join(sorted({*REWARD_REGISTRY, *BUILTIN_REWARDS}))
     return (
         "valid reward specs are 'clip:<model path>', 'vqascore:<model path>', 'judge:<model path>', "
         f"'python:<module>:<function>', or a registered name: {names}"
@@ -68,6 +76,8 @@ def load_reward(spec: str, **kwargs: Any) -> Callable[..., Any]:
     spec = spec.strip()
     if spec in REWARD_REGISTRY:
         return REWARD_REGISTRY[spec]
+    if spec in BUILTIN_REWARDS:
+        return _import_callable(BUILTIN_REWARDS[spec], spec)
     prefix, sep, rest = spec.partition(":")
     if sep and prefix == "python":
         return _import_callable(rest, spec)

@@ -3,12 +3,11 @@
 This reproduces the situation the method fixes. The base model is pretrained from scratch on two kinds of rows:
 
 * **plans** ``[prompt] [plan] <eos>``: it learns to write a correct reasoning plan for a prompt, and to *stop*;
-* **pictures** ``[prompt] <boi> [64 codes]``: it learns to draw from a prompt once begin-of-image has been put
-  there *by hand* (``<boi>`` is never a training target, as in unified models whose image mode is started by the
-  caller).
+* **pictures** ``[prompt] <boi> [64 codes]`` or ``[prompt] [plan] <boi> [64 codes]``: it learns to draw, from the
+  prompt or from the prompt and a plan, once begin-of-image has been put there *by hand* (``<boi>`` is never a
+  training target, as in unified models whose image mode is started by the caller).
 
-So it never emits ``<boi>`` after its reasoning (unified-mode switch rate near zero: it needs the staged pipeline),
-and it draws straight from the prompt, having never seen a plan before an image. Pictures of ``counting`` and
+So it never emits ``<boi>`` after its reasoning (unified-mode switch rate near zero: it needs the staged pipeline). Pictures of ``counting`` and
 ``position`` prompts are rarer in its corpus (``CATEGORY_MIX``), so it is clearly weaker there. Held-out prompts
 (``trl_unified.shapes.is_held_out``) are never used.
 
@@ -41,8 +40,12 @@ def training_specs(seed: int = 0) -> dict[str, list]:
     return {c: [s for s in all_prompt_specs(c) if not is_held_out(s)] for c in CATEGORIES}
 
 
-def base_corpus(num_rows: int, seed: int = 0, picture_fraction: float = 0.5) -> Dataset:
-    """``num_rows`` tokenized rows (``input_ids``, ``labels``): plans and pictures, see the module docstring."""
+def base_corpus(num_rows: int, seed: int = 0, picture_fraction: float = 0.6, planned_fraction: float = 0.5) -> Dataset:
+    """``num_rows`` tokenized rows (``input_ids``, ``labels``): plans and pictures, see the module docstring.
+
+    ``planned_fraction`` of the pictures follow the prompt's plan (``[prompt] [plan] <boi> [codes]``), the rest follow
+    the bare prompt.
+    """
     from .tokenizer import build_shapes_tokenizer
 
     tokenizer = build_shapes_tokenizer()
@@ -58,9 +61,12 @@ def base_corpus(num_rows: int, seed: int = 0, picture_fraction: float = 0.5) -> 
         plan, scene = plan_for_prompt(spec, rng)
         prompt_ids = tokenizer(spec.to_text())["input_ids"]
         if picture:
+            context = prompt_ids
+            if rng.random() < planned_fraction:
+                context = prompt_ids + tokenizer(plan, add_special_tokens=False)["input_ids"]
             target = codes_to_token_ids(render(scene))
-            ids = prompt_ids + [boi] + target
-            labels = [IGNORE_INDEX] * (len(prompt_ids) + 1) + target
+            ids = context + [boi] + target
+            labels = [IGNORE_INDEX] * (len(context) + 1) + target
         else:
             target = tokenizer(plan, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
             ids, labels = prompt_ids + target, [IGNORE_INDEX] * len(prompt_ids) + target

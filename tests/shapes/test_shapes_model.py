@@ -1,0 +1,53 @@
+"""The shapes world's tiny unified model: generic adapter, from_pretrained round trip, base-model corpus."""
+
+import torch
+
+from trl_unified.models.causal_lm import CausalLMAdapter
+from trl_unified.models.registry import get_adapter
+from trl_unified.rewards.registry import load_reward
+from trl_unified.shapes import ShapesImageCodec, is_held_out, parse_prompt
+from trl_unified.shapes.model import build_shapes_model, load_shapes_model
+from trl_unified.shapes.recipe import base_corpus
+
+
+def test_shapes_model_round_trip_and_adapter(tmp_path):
+    model, tokenizer = build_shapes_model(seed=0, hidden_size=32, num_layers=1, num_heads=2)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded, loaded_tokenizer = load_shapes_model(tmp_path)
+    ids = torch.tensor([tokenizer("a red square")["input_ids"]])
+    torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+    adapter = get_adapter(loaded, loaded_tokenizer)
+    assert isinstance(adapter, CausalLMAdapter)
+    assert adapter.num_image_tokens == 64 and adapter.codebook_size == 8
+    assert loaded_tokenizer.convert_ids_to_tokens(adapter.image_token_ids) == [f"<img_{i}>" for i in range(8)]
+    codes = [i % 8 for i in range(64)]
+    assert ShapesImageCodec().encode(adapter.decode_images(loaded, torch.tensor([codes]))[0]) == codes
+
+
+def test_base_corpus_masks_begin_of_image_and_never_uses_held_out_prompts():
+    from trl_unified.shapes import build_shapes_tokenizer
+
+    tokenizer = build_shapes_tokenizer()
+    boi = tokenizer.convert_tokens_to_ids("<boi>")
+    corpus = base_corpus(200, seed=1)
+    kinds = {"plan": 0, "picture": 0, "planned picture": 0}
+    for row in corpus:
+        ids, labels = row["input_ids"], row["labels"]
+        words = tokenizer.decode(ids, skip_special_tokens=True).split()
+        prompt = " ".join(words[: words.index("plan")] if "plan" in words else words)
+        assert not is_held_out(parse_prompt(prompt))
+        if boi in ids:
+            position = ids.index(boi)
+            assert labels[position] == -100  # the switch is never taught
+            assert len(ids) - position - 1 == 64
+            kinds["planned picture" if "plan" in words else "picture"] += 1
+        else:
+            assert ids[-1] == tokenizer.eos_token_id and labels[-1] == tokenizer.eos_token_id
+            kinds["plan"] += 1
+    assert all(count > 20 for count in kinds.values())
+
+
+def test_builtin_shapes_rewards_load_by_name():
+    assert load_reward("shapes_image")(["a red dot"], [""], [[0] * 64]) == [0.0]
+    assert load_reward("shapes_text").__name__ == "shapes_text_reward"
