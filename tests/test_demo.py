@@ -38,7 +38,7 @@ def test_demo_quick_end_to_end(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "switch rate" in result.stdout and "base staged" in result.stdout
-    for name in ("base_staged", "base_unified", "round1_unified"):
+    for name in ("base_staged", "base_unified", "base_image_only", "round1_unified"):
         folder = out / "eval" / name
         rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
         assert [r["prompt"] for r in rows] == prompts.read_text().split("\n")[:3]
@@ -49,6 +49,6 @@ def test_demo_quick_end_to_end(tmp_path):
         assert Image.open(folder / "grid.png").size[0] > 64
     assert Image.open(out / "accuracy.png").size[0] > 100
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["base"]) == {"staged", "unified"} and len(summary["rounds"]) == 1
+    assert set(summary["base"]) == {"staged", "unified", "image_only"} and len(summary["rounds"]) == 1
     assert (out / "round1" / "pool.txt").read_text().strip()
     assert (out / "model" / "config.json").exists()

@@ -160,10 +160,11 @@ class RewardWeightedMultimodalTrainer(Trainer):
                 mask = mask / mask.sum(dim=1, keepdim=True).clamp(min=1)
             nll = -(logps * mask).sum(dim=1)  # [B]: summed (or per-sequence mean) CE of this modality
             weights = inputs[f"{name}_weight"].to(nll)
-            modality_loss = (weights * nll).sum() / counts[mod].clamp(min=1) * scale
-            loss = loss + coefficients[mod] * modality_loss
-            if present.any():
-                self._metrics[mode][f"loss/{name}"].append(modality_loss.detach().item() / scale)
+            weighted = (weights * nll).sum()
+            loss = loss + coefficients[mod] * weighted / counts[mod].clamp(min=1) * scale
+            if present.any():  # logged per micro-batch, normalised by its own count (comparable across setups)
+                local = mask.sum() if args.loss_normalization == "token" else present.sum()
+                self._metrics[mode][f"loss/{name}"].append((weighted / local).item())
                 self._metrics[mode][f"weights/{name}_mean"].append(weights[present].mean().item())
         return (loss, {"logps": logps}) if return_outputs else loss
 
