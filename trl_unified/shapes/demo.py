@@ -56,6 +56,7 @@ class DemoConfig:
 
     def __post_init__(self):
         if self.quick:
+            self.rounds = min(self.rounds, 1)
             self.eval_prompts_per_category = min(self.eval_prompts_per_category, 3)
             self.eval_samples_per_prompt = 1
             self.pool_size = min(self.pool_size, 10)
