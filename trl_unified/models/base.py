@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from trl.trainer.utils import selective_log_softmax
 
 TEXT = 0
 IMAGE = 1
@@ -45,6 +44,19 @@ class Segment:
     def text(cls, ids: Sequence[int], *, trained: bool) -> Segment:
         ids = list(ids)
         return cls(ids, ids if trained else [IGNORE_INDEX] * len(ids), [TEXT] * len(ids))
+
+
+def gather_logps(logits: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 4096) -> torch.Tensor:
+    """``log_softmax(logits)[i, targets[i]]`` for flat ``[N, V]`` logits, in float32, a chunk of rows at a time.
+
+    (TRL's ``selective_log_softmax`` loops over the leading dimension one row at a time: right for ``[B, T, V]``,
+    a per-token Python loop for the flat positions used here.)
+    """
+    out = []
+    for rows, index in zip(logits.split(chunk_rows), targets.split(chunk_rows)):
+        rows = rows.float()
+        out.append(rows.gather(-1, index.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(rows, dim=-1))
+    return torch.cat(out) if out else logits.new_zeros(0, dtype=torch.float32)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -222,8 +234,7 @@ class UnifiedModelAdapter(ABC):
         for mod, head in ((TEXT, self.text_logits), (IMAGE, self.image_logits)):
             where = (targets != IGNORE_INDEX) & (target_modality == mod)
             if where.any():
-                logits = head(core, hidden[where]).float()
-                logps[where] = selective_log_softmax(logits, targets[where])
+                logps[where] = gather_logps(head(core, hidden[where]), targets[where])
         return logps
 
     # ----- images ----------------------------------------------------------------------------------------------------
