@@ -41,6 +41,7 @@ from transformers.utils import logging
 from ..models.base import UnifiedModelAdapter, unwrap_model
 from ..rewards.base import RewardFn, RewardSpec, make_specs
 from ..rewards.scoring import IMAGE_PREFIX, TEXT_PREFIX, score_batch
+from ..versions import package_versions
 from .sampler import Sample, SamplingConfig, generate_samples
 from .self_generation_config import SelfGenerationConfig
 
@@ -673,7 +674,7 @@ def self_generate(
             "settings": settings,
             "prompts_source": prompts_source,
             "config": config.to_dict(),
-            "versions": _versions(),
+            "versions": package_versions(),
         },
     )
     _generate_shards(model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes)
@@ -779,18 +780,6 @@ def push_dataset_to_hub(
     )
     dataset.push_to_hub(repo_id, private=private, commit_message="Upload self-generated dataset")
     return repo_id
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("trl-unified", "trl", "transformers", "torch", "datasets"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 __all__ = [

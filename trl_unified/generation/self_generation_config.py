@@ -13,6 +13,7 @@ from typing import Any
 
 from .sampler import SamplingConfig
 
+
 @dataclass
 class SelfGenerationConfig(SamplingConfig):
     """Everything :func:`~trl_unified.generation.self_generate` and ``trl-unified generate`` need.

@@ -10,6 +10,21 @@ from typing import Any
 import torch
 
 
+def load_judge(
+    model_name_or_path: Any, model: Any, processor: Any, model_class: Any, processor_class: Any, dtype: Any, device: Any
+) -> tuple[Any, Any, torch.device]:
+    """A reward's model and processor: loaded from ``model_name_or_path``, or given ready (both, not one); in eval
+    mode on the chosen device."""
+    if (model is None) != (processor is None) or (model is None) == (model_name_or_path is None):
+        raise ValueError("pass either model_name_or_path, or both a model and its processor/tokenizer")
+    if model is None:
+        kwargs = {"dtype": dtype} if dtype is not None else {}
+        model = model_class.from_pretrained(model_name_or_path, **kwargs)
+        processor = processor_class.from_pretrained(model_name_or_path)
+    device = pick_device(device, model)
+    return model.to(device).eval(), processor, device
+
+
 def pick_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
     """An explicit device wins; else a given model stays where it is; else CUDA when available."""
     if device is not None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-from ._hf import chunks, pick_device, to_model
+from ._hf import chunks, load_judge, to_model
 
 
 class CLIPScoreReward:
@@ -43,14 +43,10 @@ class CLIPScoreReward:
 
         if scale not in ("cosine", "clipscore"):
             raise ValueError(f"scale must be 'cosine' or 'clipscore', got {scale!r}")
-        if (model is None) != (processor is None) or (model is None) == (model_name_or_path is None):
-            raise ValueError("pass either model_name_or_path, or both model and processor")
-        if model is None:
-            kwargs = {"dtype": dtype} if dtype is not None else {}
-            model = CLIPModel.from_pretrained(model_name_or_path, **kwargs)
-            processor = CLIPProcessor.from_pretrained(model_name_or_path)
-        self.device = pick_device(device, model)
-        self.model = model.to(self.device).eval()
+        model, processor, self.device = load_judge(
+            model_name_or_path, model, processor, CLIPModel, CLIPProcessor, dtype, device
+        )
+        self.model = model
         self.processor = processor
         self.scale = scale
         self.batch_size = int(batch_size)

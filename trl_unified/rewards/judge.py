@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ._hf import answer_probability, chunks, first_token_id, next_token_logits, pick_device, to_model
+from ._hf import answer_probability, chunks, first_token_id, load_judge, next_token_logits, to_model
 
 DEFAULT_JUDGE_TEMPLATE = (
     "You are checking the plan a model wrote before drawing an image.\n"
@@ -55,17 +55,13 @@ class ReasoningFaithfulnessReward:
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if (model is None) != (tokenizer is None) or (model is None) == (model_name_or_path is None):
-            raise ValueError("pass either model_name_or_path, or both model and tokenizer")
-        if model is None:
-            kwargs = {"dtype": dtype} if dtype is not None else {}
-            model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+        model, tokenizer, self.device = load_judge(
+            model_name_or_path, model, tokenizer, AutoModelForCausalLM, AutoTokenizer, dtype, device
+        )
         if tokenizer.pad_token is None:
             # Left padding is masked out, so any token will do; causal-LM tokenizers often lack one.
             tokenizer.pad_token = tokenizer.eos_token
-        self.device = pick_device(device, model)
-        self.model = model.to(self.device).eval()
+        self.model = model
         self.tokenizer = tokenizer
         self.template = template
         self.normalize = normalize

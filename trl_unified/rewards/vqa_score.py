@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ._hf import answer_probability, chunks, first_token_id, next_token_logits, pick_device, to_model
+from ._hf import answer_probability, chunks, first_token_id, load_judge, next_token_logits, to_model
 
 DEFAULT_QUESTION = 'Does this image show "{prompt}"? Please answer yes or no.'
 
@@ -52,14 +52,10 @@ class VQAScoreReward:
     ) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        if (model is None) != (processor is None) or (model is None) == (model_name_or_path is None):
-            raise ValueError("pass either model_name_or_path, or both model and processor")
-        if model is None:
-            kwargs = {"dtype": dtype} if dtype is not None else {}
-            model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
-            processor = AutoProcessor.from_pretrained(model_name_or_path)
-        self.device = pick_device(device, model)
-        self.model = model.to(self.device).eval()
+        model, processor, self.device = load_judge(
+            model_name_or_path, model, processor, AutoModelForImageTextToText, AutoProcessor, dtype, device
+        )
+        self.model = model
         self.processor = processor
         self.question_template = question_template
         self.normalize = normalize

@@ -53,7 +53,6 @@ from .scene import (
 from .verify import Verdict, verify
 from .vocab import IMAGE_TOKEN_OFFSET, IMAGE_TOKENS, SPECIAL_TOKENS, VOCAB, VOCAB_SIZE
 
-
 _LAZY = {  # need transformers; imported on first use so the verifier and rewards stay light
     "build_shapes_tokenizer": "tokenizer",
     "codes_to_token_ids": "tokenizer",

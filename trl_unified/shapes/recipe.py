@@ -83,7 +83,9 @@ def _pad(rows: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-def train_base_model(output_dir: str, num_rows: int = 40_000, epochs: float = 1.0, seed: int = 0, **trainer_kwargs):
+def train_base_model(
+    output_dir: str, num_rows: int = 40_000, epochs: float = 1.0, seed: int = 0, planned_fraction: float = 0.5, **trainer_kwargs
+):
     """Pretrain the base model from scratch on ``base_corpus`` and save it (with its tokenizer) to ``output_dir``."""
     model, tokenizer = build_shapes_model(seed=seed)
     args = TrainingArguments(
@@ -101,7 +103,8 @@ def train_base_model(output_dir: str, num_rows: int = 40_000, epochs: float = 1.
         seed=seed,
         **trainer_kwargs,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=base_corpus(num_rows, seed), data_collator=_pad)
+    corpus = base_corpus(num_rows, seed, planned_fraction=planned_fraction)
+    trainer = Trainer(model=model, args=args, train_dataset=corpus, data_collator=_pad)
     trainer.train()
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
@@ -114,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-rows", type=int, default=40_000)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--planned-fraction", type=float, default=0.5, help="Share of pictures drawn after a plan.")
     args = parser.parse_args(argv)
-    train_base_model(args.output_dir, num_rows=args.num_rows, epochs=args.epochs, seed=args.seed)
+    train_base_model(
+        args.output_dir, num_rows=args.num_rows, epochs=args.epochs, seed=args.seed, planned_fraction=args.planned_fraction
+    )
 
 
 if __name__ == "__main__":

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import os
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..models.base import unwrap_model
+from ..versions import package_versions
 
 SOURCE_STUDY = "2601.04339"
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "rwr_model_card.md"
-
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for package in ("trl-unified", "trl", "transformers", "torch", "datasets", "peft"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def write_model_card(path: str, *, trainer: Any, model_name: str, dataset_name: str | None, tags: list[str]) -> ModelCard:
@@ -50,7 +40,7 @@ def write_model_card(path: str, *, trainer: Any, model_name: str, dataset_name: 
         family=trainer.adapter.family,
         weight_stats=trainer.weight_stats,
         effective_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
-        versions=_versions(),
+        versions=package_versions(),
         **{
             key: getattr(args, key)
             for key in (
