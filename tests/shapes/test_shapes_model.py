@@ -30,7 +30,7 @@ def test_base_corpus_masks_begin_of_image_and_never_uses_held_out_prompts():
 
     tokenizer = build_shapes_tokenizer()
     boi = tokenizer.convert_tokens_to_ids("<boi>")
-    corpus = base_corpus(200, seed=1)
+    corpus = base_corpus(200, seed=1, planned_fraction=0.5)
     kinds = {"plan": 0, "picture": 0, "planned picture": 0}
     for row in corpus:
         ids, labels = row["input_ids"], row["labels"]

@@ -35,7 +35,7 @@ class DemoConfig:
     )
     eval_prompts_per_category: int = field(default=24, metadata={"help": "Built-in evaluation prompts per category."})
     eval_samples_per_prompt: int = field(default=2, metadata={"help": "Samples drawn per evaluation prompt."})
-    rounds: int = field(default=2, metadata={"help": "Self-generate -> train -> evaluate rounds."})
+    rounds: int = field(default=3, metadata={"help": "Self-generate -> train -> evaluate rounds."})
     pool_size: int = field(default=192, metadata={"help": "Prompts in each round's targeted pool."})
     samples_per_prompt: int = field(default=8, metadata={"help": "K: self-generated samples per pool prompt."})
     min_category_share: float = field(

@@ -2,18 +2,19 @@
 
 This reproduces the situation the method fixes. The base model is pretrained from scratch on two kinds of rows:
 
-* **plans** ``[prompt] [plan] <eos>``: it learns to write a correct reasoning plan for a prompt, and to *stop*;
-* **pictures** ``[prompt] <boi> [64 codes]`` or ``[prompt] [plan] <boi> [64 codes]``: it learns to draw, from the
-  prompt or from the prompt and a plan, once begin-of-image has been put there *by hand* (``<boi>`` is never a
-  training target, as in unified models whose image mode is started by the caller).
+* **plans** ``[prompt] [plan] <eos>``: it learns to write a reasoning plan for a prompt, and to *stop*;
+* **pictures** ``[prompt] [plan] <boi> [64 codes]``: it learns to draw after a plan once begin-of-image has been put
+  there *by hand* (``<boi>`` is never a training target, as in unified models whose image mode is started by the
+  caller). ``planned_fraction`` < 1 also draws some pictures straight from the prompt (``[prompt] <boi> [codes]``).
 
-So it never emits ``<boi>`` after its reasoning (unified-mode switch rate near zero: it needs the staged pipeline). Pictures of ``counting`` and
-``position`` prompts are rarer in its corpus (``CATEGORY_MIX``), so it is clearly weaker there. Held-out prompts
-(``trl_unified.shapes.is_held_out``) are never used.
+So it never emits ``<boi>`` after its reasoning (unified-mode switch rate near zero: it needs the staged pipeline).
+Pictures of ``counting`` and ``position`` prompts are rarer in its corpus (``CATEGORY_MIX``), so it is clearly weaker
+there. Held-out prompts (``trl_unified.shapes.is_held_out``) are never used.
+
+The shipped base model was made with the defaults (one epoch over 40,000 rows, seed 0; about 9 minutes on 2 cores):
 
     python -m trl_unified.shapes.recipe --output-dir trl_unified/shapes/base_model
 """
-
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ def training_specs(seed: int = 0) -> dict[str, list]:
     return {c: [s for s in all_prompt_specs(c) if not is_held_out(s)] for c in CATEGORIES}
 
 
-def base_corpus(num_rows: int, seed: int = 0, picture_fraction: float = 0.6, planned_fraction: float = 0.5) -> Dataset:
+def base_corpus(num_rows: int, seed: int = 0, picture_fraction: float = 0.6, planned_fraction: float = 1.0) -> Dataset:
     """``num_rows`` tokenized rows (``input_ids``, ``labels``): plans and pictures, see the module docstring.
 
     ``planned_fraction`` of the pictures follow the prompt's plan (``[prompt] [plan] <boi> [codes]``), the rest follow
@@ -84,7 +85,7 @@ def _pad(rows: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def train_base_model(
-    output_dir: str, num_rows: int = 40_000, epochs: float = 1.0, seed: int = 0, planned_fraction: float = 0.5, **trainer_kwargs
+    output_dir: str, num_rows: int = 40_000, epochs: float = 1.0, seed: int = 0, planned_fraction: float = 1.0, **trainer_kwargs
 ):
     """Pretrain the base model from scratch on ``base_corpus`` and save it (with its tokenizer) to ``output_dir``."""
     model, tokenizer = build_shapes_model(seed=seed)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-rows", type=int, default=40_000)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--planned-fraction", type=float, default=0.5, help="Share of pictures drawn after a plan.")
+    parser.add_argument("--planned-fraction", type=float, default=1.0, help="Share of pictures drawn after a plan.")
     args = parser.parse_args(argv)
     train_base_model(
         args.output_dir, num_rows=args.num_rows, epochs=args.epochs, seed=args.seed, planned_fraction=args.planned_fraction
