@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from trl_unified.shapes.demo import read_prompts, targeted_pool, weakness_report
+from trl_unified.shapes.demo import eval_sample_list, read_prompts, targeted_pool, weakness_report
 from trl_unified.shapes.evaluation import EvalResult
 from trl_unified.shapes.prompts import CATEGORIES, is_held_out, parse_prompt
 
@@ -23,6 +23,15 @@ def test_weakness_report_and_targeted_pool_lean_on_failures():
     assert not any(is_held_out(p) for p in pool)
 
 
+def test_eval_sample_list_gives_every_category_the_same_precision():
+    prompts = ["a red square", "one blue dot"] + [f"{n} green dots" for n in ("two", "three", "four")]
+    samples = eval_sample_list(prompts, per_category=6)
+    assert samples == ["a red square"] * 3 + ["one blue dot"] * 3 + ["two green dots"] * 2 + ["three green dots"] * 2 + [
+        "four green dots"
+    ] * 2
+    assert eval_sample_list(prompts, per_category=1) == prompts  # at least one sample per prompt, in order
+
+
 def test_eval_prompts_file_errors_name_the_line(tmp_path):
     path = tmp_path / "prompts.txt"
     path.write_text("a red square\n\nthree purple blobs\n")
@@ -35,7 +44,7 @@ def test_demo_quick_end_to_end(tmp_path):
     prompts.write_text("a red square\ntwo blue dots\na green hbar left of a white dot\n")
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "trl_unified.cli", "demo", "--quick", "--output-dir", str(out), "--eval-prompts", str(prompts)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "switch rate" in result.stdout and "base staged" in result.stdout
     for name in ("base_staged", "base_unified", "base_image_only", "round1_unified"):

@@ -48,6 +48,24 @@ def test_base_corpus_masks_begin_of_image_and_never_uses_held_out_prompts():
     assert all(count > 20 for count in kinds.values())
 
 
+def test_base_corpus_leaves_an_object_out_of_some_prompts():
+    from trl_unified.shapes import build_shapes_tokenizer, plan_score
+
+    tokenizer = build_shapes_tokenizer()
+    plans = []
+    for row in base_corpus(400, seed=2, unrequested_fraction=0.25):
+        words = tokenizer.decode(row["input_ids"], skip_special_tokens=True).split()
+        end = words.index("<boi>") if "<boi>" in words else len(words)
+        plans.append((" ".join(words[: words.index("plan")]), " ".join(words[words.index("plan") : end])))
+    unrequested = sum(plan_score(prompt, plan) < 1 for prompt, plan in plans)
+    assert 0.18 < unrequested / len(plans) < 0.32  # about a quarter; the rest are correct plans
+    clean = base_corpus(100, seed=2, unrequested_fraction=0.0)
+    for row in clean:
+        words = tokenizer.decode(row["input_ids"], skip_special_tokens=True).split()
+        end = words.index("<boi>") if "<boi>" in words else len(words)
+        assert plan_score(" ".join(words[: words.index("plan")]), " ".join(words[words.index("plan") : end])) == 1
+
+
 def test_builtin_shapes_rewards_load_by_name():
     assert load_reward("shapes_image")(["a red dot"], [""], [[0] * 64]) == [0.0]
     assert load_reward("shapes_text").__name__ == "shapes_text_reward"

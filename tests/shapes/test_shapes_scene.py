@@ -116,3 +116,16 @@ def test_objects_touch_matches_the_cell_definition():
                     a, b = PlacedObject("red", first, 0, 0), PlacedObject("blue", second, row, col)
                     by_cells = any(abs(r1 - r2) <= 1 and abs(c1 - c2) <= 1 for r1, c1 in a.cells for r2, c2 in b.cells)
                     assert objects_touch(a, b) == objects_touch(b, a) == by_cells
+
+
+def test_unrequested_object_is_new_well_placed_and_fails_the_verdict():
+    from trl_unified.shapes.scene import is_well_drawn, with_unrequested_object
+
+    rng = random.Random(0)
+    for prompt in ("a red square", "four blue dots", "a green hbar left of a white dot"):
+        scene = random_scene_for(prompt, rng)
+        bigger = with_unrequested_object(scene, rng)
+        assert bigger[: len(scene)] == scene and len(bigger) == len(scene) + 1
+        assert bigger[-1].key not in {obj.key for obj in scene}
+        assert is_well_drawn(bigger)
+        assert verify(prompt, render(scene)).correct and not verify(prompt, render(bigger)).correct

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,8 +35,11 @@ class DemoConfig:
         default=None, metadata={"help": "File with one evaluation prompt per line (default: held-out prompts)."}
     )
     eval_prompts_per_category: int = field(default=24, metadata={"help": "Built-in evaluation prompts per category."})
-    eval_samples_per_prompt: int = field(default=2, metadata={"help": "Samples drawn per evaluation prompt."})
-    rounds: int = field(default=3, metadata={"help": "Self-generate -> train -> evaluate rounds."})
+    eval_samples_per_category: int = field(
+        default=48,
+        metadata={"help": "Samples drawn per category, spread evenly over its prompts (at least one per prompt)."},
+    )
+    rounds: int = field(default=4, metadata={"help": "Self-generate -> train -> evaluate rounds."})
     pool_size: int = field(default=192, metadata={"help": "Prompts in each round's targeted pool."})
     samples_per_prompt: int = field(default=8, metadata={"help": "K: self-generated samples per pool prompt."})
     min_category_share: float = field(
@@ -58,7 +62,7 @@ class DemoConfig:
         if self.quick:
             self.rounds = min(self.rounds, 1)
             self.eval_prompts_per_category = min(self.eval_prompts_per_category, 3)
-            self.eval_samples_per_prompt = 1
+            self.eval_samples_per_category = 1
             self.pool_size = min(self.pool_size, 10)
             self.samples_per_prompt = min(self.samples_per_prompt, 2)
             self.epochs = min(self.epochs, 1.0)
@@ -73,6 +77,17 @@ def default_eval_prompts(per_category: int, seed: int = 0) -> list[str]:
         held_out = [s.to_text() for s in all_prompt_specs(category) if is_held_out(s)]
         prompts += rng.sample(held_out, min(per_category, len(held_out)))
     return prompts
+
+
+def eval_sample_list(prompts: list[str], per_category: int) -> list[str]:
+    """Each prompt repeated so that every category gets about ``per_category`` samples, however many prompts it has.
+
+    Categories hold different numbers of held-out prompts (``single`` has 6, ``position`` hundreds); equal sample
+    counts give every category's accuracy, and so the mean over categories, the same precision.
+    """
+    categories = [parse_prompt(p).category for p in prompts]
+    counts = {c: categories.count(c) for c in set(categories)}
+    return [p for p, c in zip(prompts, categories) for _ in range(max(1, math.ceil(per_category / counts[c])))]
 
 
 def read_prompts(path: str) -> list[str]:
@@ -221,6 +236,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_shapes_model(cfg.base_model)
     eval_prompts = read_prompts(cfg.eval_prompts) if cfg.eval_prompts else default_eval_prompts(cfg.eval_prompts_per_category, cfg.seed)
+    eval_samples = eval_sample_list(eval_prompts, cfg.eval_samples_per_category)
     sampling = SamplingConfig(
         max_text_tokens=48,
         temperature=cfg.temperature,
@@ -232,8 +248,7 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     def evaluate(name: str, mode: str) -> EvalResult:
         result = evaluate_shapes(
-            model, tokenizer, eval_prompts, mode=mode, sampling=sampling,
-            samples_per_prompt=cfg.eval_samples_per_prompt, output_dir=out / "eval", name=name,
+            model, tokenizer, eval_samples, mode=mode, sampling=sampling, output_dir=out / "eval", name=name,
         )
         print(f"[{time.time() - start:6.0f}s] {name}: mean accuracy {100 * result.mean_accuracy:.1f}%, "
               f"switch rate {100 * result.switch_rate:.1f}%")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .codec import ShapesImageCodec
-from .palette import BACKGROUND, COLOUR_TO_CODE, GRID_SIZE, NUM_CODES, SHAPE_SIZES, check_colour, shape_cells
+from .palette import BACKGROUND, COLOUR_TO_CODE, COLOURS, GRID_SIZE, NUM_CODES, SHAPE_SIZES, check_colour, shape_cells
 from .prompts import RELATIONS, PromptSpec, as_spec
 
 
@@ -139,3 +139,16 @@ def random_scene_for(prompt: str | PromptSpec, rng: random.Random, max_tries: in
         else:
             return scene
     raise ValueError(f"could not place {spec.to_text()!r} in {max_tries} tries")  # pragma: no cover
+
+
+def with_unrequested_object(scene: Scene, rng: random.Random) -> Scene:
+    """The scene plus one more object of a (colour, shape) it does not show yet, at a random free spot.
+
+    Models a picture whose caption leaves something out. Returns the scene unchanged if nothing fits.
+    """
+    shown = {obj.key for obj in scene}
+    kinds = [(colour, shape) for colour in COLOURS for shape in SHAPE_SIZES if (colour, shape) not in shown]
+    colour, shape = rng.choice(kinds)
+    spots = [PlacedObject(colour, shape, r, c) for r, c in _positions(shape)]
+    spots = [obj for obj in spots if not any(objects_touch(obj, other) for other in scene)]
+    return scene + [rng.choice(spots)] if spots else list(scene)
