@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from trl_unified.trainer.weighting import WeightStats, compute_weights
+from trl_unified.weighting import WeightStats, compute_weights
 
 
 def test_exp_weights_match_hand_computation_and_average_one():

@@ -13,7 +13,7 @@ import numpy as np
 from datasets import Dataset
 from transformers.utils import logging
 
-from ..trainer.weighting import WeightStats, compute_weights
+from ..weighting import WeightStats, compute_weights
 from .collator import DataCollatorForInterleavedSequences
 
 logger = logging.get_logger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-from .weighting import NORMALIZATIONS, SCHEMES
+from ..weighting import NORMALIZATIONS, SCHEMES
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ..models.base import IGNORE_INDEX, IMAGE, TEXT, unwrap_model
 from ..models.registry import get_adapter, load_pretrained
 from .model_card import write_model_card
 from .rwr_config import RewardWeightedMultimodalConfig
-from .weighting import WeightStats
+from ..weighting import WeightStats
 
 logger = logging.get_logger(__name__)
 
