@@ -11,6 +11,8 @@ _EXPORTS = {
     "DataCollatorForInterleavedSequences": "trl_unified.data.collator",
     "RewardWeightedMultimodalConfig": "trl_unified.trainer.rwr_config",
     "RewardWeightedMultimodalTrainer": "trl_unified.trainer.rwr_trainer",
+    "SelfGenerationConfig": "trl_unified.generation.self_generation_config",
+    "self_generate": "trl_unified.generation.self_generation",
     "get_adapter": "trl_unified.models.registry",
 }
 

@@ -1,4 +1,4 @@
-"""Adapter for a plain causal LM whose vocabulary holds the image codes (the shapes world's tiny model is one).
+"""Adapter for a plain causal LM whose vocabulary holds the image codes (the embedded demo's tiny model is one).
 
 The model's config names its image vocabulary in a ``unified_image`` dict, saved in ``config.json`` beside the
 weights so a checkpoint is self-describing::
@@ -7,7 +7,7 @@ weights so a checkpoint is self-describing::
         "boi_token": "<boi>", "eoi_token": "<eoi>",
         "image_token_template": "<img_{}>",   # code i is the token "<img_i>"
         "codebook_size": 8, "num_image_tokens": 64,
-        "image_codec": "shapes",              # a name in IMAGE_CODECS, or "module:Class"
+        "image_codec": "shapes",              # an installed codec's name (entry point), or "module:Class"
     }
 
 The codec turns pixels into codes and back (a VQ model does this for Emu3/Janus).
@@ -25,17 +25,18 @@ from transformers import AutoModelForCausalLM
 
 from .base import UnifiedModelAdapter, unwrap_model
 
-#: Image codecs by name: "module:attribute" of a class with ``encode(image) -> codes`` and ``decode(codes) -> image``.
-IMAGE_CODECS: dict[str, str] = {"shapes": "trl_unified.shapes.codec:ShapesImageCodec"}
-
 REQUIRED_KEYS = ("boi_token", "eoi_token", "image_token_template", "codebook_size", "num_image_tokens")
 
 
 def load_codec(name: str) -> Any:
-    """Instantiate an image codec from its registered name or a ``module:Class`` path."""
-    path = IMAGE_CODECS.get(name, name)
+    """Instantiate an image codec (a class with ``encode(image) -> codes`` and ``decode(codes) -> image``) from the
+    name of an installed ``trl_unified.image_codecs`` entry point or a ``module:Class`` path."""
+    from ..plugins import IMAGE_CODECS, registered
+
+    codecs = registered(IMAGE_CODECS)
+    path = codecs.get(name, name)
     if ":" not in path:
-        raise ValueError(f"Unknown image codec {name!r}: use one of {sorted(IMAGE_CODECS)} or 'module:Class'.")
+        raise ValueError(f"Unknown image codec {name!r}: use one of {sorted(codecs)} or 'module:Class'.")
     module, attribute = path.split(":", 1)
     return getattr(importlib.import_module(module), attribute)()
 

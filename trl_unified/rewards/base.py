@@ -33,6 +33,19 @@ def reward_name(fn: Any) -> str:
     return type(fn).__name__
 
 
+def score_present(items: Sequence[Any], score: Callable[[list[Any]], Sequence[float]]) -> list[float | None]:
+    """Score the items that are present (not ``None``) in one call and align the results: ``None`` where absent.
+
+    Rewards use it so that a sample without the modality they judge (no image, no reasoning) is "not applicable".
+    """
+    present = [i for i, item in enumerate(items) if item is not None]
+    scores: list[float | None] = [None] * len(items)
+    if present:
+        for i, value in zip(present, score([items[i] for i in present])):
+            scores[i] = float(value)
+    return scores
+
+
 @dataclass(frozen=True)
 class RewardSpec:
     """A reward together with how it is combined.

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from ._hf import chunks, load_judge, to_model
+from .base import score_present
 
 
 class CLIPScoreReward:
@@ -73,11 +74,8 @@ class CLIPScoreReward:
     def __call__(
         self, prompts: list[str], reasoning: list[str], images: list[Any], **columns: Any
     ) -> list[float | None]:
-        present = [i for i, image in enumerate(images) if image is not None]
-        scores: list[float | None] = [None] * len(prompts)
-        if not present:
-            return scores
-        cos = self.cosine([prompts[i] for i in present], [images[i] for i in present])
-        for i, value in zip(present, cos):
-            scores[i] = max(100.0 * value, 0.0) if self.scale == "clipscore" else value
-        return scores
+        pairs = [None if image is None else (prompt, image) for prompt, image in zip(prompts, images)]
+        cosines = score_present(pairs, lambda present: self.cosine(*map(list, zip(*present))))
+        if self.scale != "clipscore":
+            return cosines
+        return [None if value is None else max(100.0 * value, 0.0) for value in cosines]

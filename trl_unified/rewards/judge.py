@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ._hf import answer_probability, chunks, first_token_id, load_judge, next_token_logits, to_model
+from .base import score_present
 
 DEFAULT_JUDGE_TEMPLATE = (
     "You are checking the plan a model wrote before drawing an image.\n"
@@ -102,10 +103,5 @@ class ReasoningFaithfulnessReward:
     def __call__(
         self, prompts: list[str], reasoning: list[str], images: list[Any], **columns: Any
     ) -> list[float | None]:
-        present = [i for i, text in enumerate(reasoning) if text is not None]
-        scores: list[float | None] = [None] * len(prompts)
-        if present:
-            probs = self.yes_probability([prompts[i] for i in present], [reasoning[i] for i in present])
-            for i, value in zip(present, probs):
-                scores[i] = value
-        return scores
+        pairs = [None if text is None else (prompt, text) for prompt, text in zip(prompts, reasoning)]
+        return score_present(pairs, lambda present: self.yes_probability(*map(list, zip(*present))))

@@ -7,18 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 REWARD_REGISTRY: dict[str, Callable[..., Any]] = {}
-"""Named, ready-to-use rewards. Other modules add theirs (``REWARD_REGISTRY["shapes_image"] = fn``
-or :func:`register_reward`) so that a bare name works in :func:`load_reward`."""
+"""Named, ready-to-use rewards added at run time (:func:`register_reward`), so that a bare name works in
+:func:`load_reward`; installed packages declare theirs as entry points (:mod:`trl_unified.plugins`)."""
 
 _MODEL_PREFIXES = ("clip", "vqascore", "judge")
 
 
-#: Rewards that ship with the package, imported on first use (``trl-unified generate --image_rewards shapes_image``).
-BUILTIN_REWARDS: dict[str, str] = {
-    "shapes_text": "trl_unified.shapes.rewards:shapes_text_reward",
-    "shapes_image": "trl_unified.shapes.rewards:shapes_image_reward",
-    "shapes_image_partial": "trl_unified.shapes.rewards:shapes_image_partial_reward",
-}
+def installed_rewards() -> dict[str, str]:
+    """Rewards that installed packages declare as ``trl_unified.rewards`` entry points (imported on first use)."""
+    from ..plugins import REWARDS, registered
+
+    return registered(REWARDS)
 
 
 def register_reward(name: str, reward: Callable[..., Any] | None = None):
@@ -36,7 +35,7 @@ def register_reward(name: str, reward: Callable[..., Any] | None = None):
 
 
 def _valid_forms() -> str:
-    names = ", ".join(sorted({*REWARD_REGISTRY, *BUILTIN_REWARDS}))
+    names = ", ".join(sorted({*REWARD_REGISTRY, *installed_rewards()}))
     return (
         "valid reward specs are 'clip:<model path>', 'vqascore:<model path>', 'judge:<model path>', "
         f"'python:<module>:<function>', or a registered name: {names}"
@@ -76,8 +75,9 @@ def load_reward(spec: str, **kwargs: Any) -> Callable[..., Any]:
     spec = spec.strip()
     if spec in REWARD_REGISTRY:
         return REWARD_REGISTRY[spec]
-    if spec in BUILTIN_REWARDS:
-        return _import_callable(BUILTIN_REWARDS[spec], spec)
+    installed = installed_rewards()
+    if spec in installed:
+        return _import_callable(installed[spec], spec)
     prefix, sep, rest = spec.partition(":")
     if sep and prefix == "python":
         return _import_callable(rest, spec)

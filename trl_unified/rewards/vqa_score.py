@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ._hf import answer_probability, chunks, first_token_id, load_judge, next_token_logits, to_model
+from .base import score_present
 
 DEFAULT_QUESTION = 'Does this image show "{prompt}"? Please answer yes or no.'
 
@@ -100,10 +101,5 @@ class VQAScoreReward:
     def __call__(
         self, prompts: list[str], reasoning: list[str], images: list[Any], **columns: Any
     ) -> list[float | None]:
-        present = [i for i, image in enumerate(images) if image is not None]
-        scores: list[float | None] = [None] * len(prompts)
-        if present:
-            probs = self.yes_probability([prompts[i] for i in present], [images[i] for i in present])
-            for i, value in zip(present, probs):
-                scores[i] = value
-        return scores
+        pairs = [None if image is None else (prompt, image) for prompt, image in zip(prompts, images)]
+        return score_present(pairs, lambda present: self.yes_probability(*map(list, zip(*present))))

@@ -24,7 +24,7 @@ def make_parser(prog: str = "trl-unified generate") -> TrlParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..generation.self_generation import GenerationConfigMismatch
+    from ..generation.run_state import GenerationConfigMismatch
 
     (config,) = make_parser().parse_args_and_config(args=argv)
     try:
@@ -59,7 +59,9 @@ def run(config):
     import torch
     from transformers import AutoProcessor
 
-    from ..generation.self_generation import _Processes, generation_statistics, self_generate
+    from ..generation.processes import Processes
+    from ..generation.self_generation import self_generate
+    from ..generation.statistics import generation_statistics
     from ..models.registry import load_pretrained
 
     if not config.model_name_or_path:
@@ -69,7 +71,7 @@ def run(config):
     if not config.output_dir:
         raise SystemExit("trl-unified generate: --output_dir is required")
 
-    processes = _Processes()  # sets up the process group under torchrun/accelerate before the model is placed
+    processes = Processes()  # sets up the process group under torchrun/accelerate before the model is placed
     if processes.state is not None:
         device = processes.state.device
     elif torch.cuda.is_available():

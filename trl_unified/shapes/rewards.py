@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..rewards.base import score_present
 from .prompts import PromptSpec, parse_prompt
 from .reasoning import plan_score
 from .verify import verify
@@ -36,11 +37,9 @@ def _prompt_spec(prompt) -> PromptSpec | None:
 def _per_sample(prompts: Sequence, outputs: Sequence, score: Callable) -> list[float | None]:
     if len(prompts) != len(outputs):
         raise ValueError(f"got {len(prompts)} prompts but {len(outputs)} outputs")
-    values: list[float | None] = []
-    for prompt, output in zip(prompts, outputs):
-        spec = _prompt_spec(prompt)
-        values.append(None if spec is None or output is None else float(score(spec, output)))
-    return values
+    specs = [_prompt_spec(prompt) for prompt in prompts]
+    items = [None if spec is None or output is None else (spec, output) for spec, output in zip(specs, outputs)]
+    return score_present(items, lambda present: [score(spec, output) for spec, output in present])
 
 
 def shapes_text_reward(prompts, reasoning, images=None, **columns) -> list[float | None]:
