@@ -1,8 +1,15 @@
-"""The `trl-unified` command line: `trl-unified <command> [--config FILE] [options]` (`--help` on each command)."""
+"""The `trl-unified` command line: `trl-unified <command> [--config FILE] [options]` (`--help` on each command).
+
+Errors are reported here, once for every command: a bad input (a `ValueError` from a config check, a data check or a
+path check) prints one line naming what is wrong and exits with 2; any other failure prints one line with its type
+and exits with 1. A bare `--debug` (or `TRL_UNIFIED_DEBUG=1`) shows the traceback instead. (`--debug <option>`, with a
+value, is still `TrainingArguments.debug`.)
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 #: command -> (module with `main(argv)`, one-line help)
@@ -12,24 +19,62 @@ COMMANDS = {
     "demo": ("trl_unified.scripts.demo", "the whole method end to end on the embedded shapes world (CPU, minutes)"),
 }
 
+#: Exit status for bad input (argparse's own status for bad options).
+BAD_INPUT = 2
+
 
 def usage() -> str:
-    lines = ["usage: trl-unified <command> [--config FILE] [options]", "", "commands:"]
+    lines = ["usage: trl-unified <command> [--config FILE] [options] [--debug]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run `trl-unified <command> --help` for a command's options."]
+    lines += ["", "Run `trl-unified <command> --help` for a command's options; --debug shows tracebacks."]
     return "\n".join(lines)
+
+
+def split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove a bare `--debug` (one not followed by a value) from ``argv``."""
+    out, debug = [], os.environ.get("TRL_UNIFIED_DEBUG", "") not in ("", "0")
+    for i, arg in enumerate(argv):
+        bare = arg == "--debug" and (i + 1 == len(argv) or argv[i + 1].startswith("-"))
+        debug |= bare
+        if not bare:
+            out.append(arg)
+    return out, debug
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    return (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv, debug = split_debug(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"trl-unified: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    importlib.import_module(COMMANDS[command][0]).main(rest)
+        return BAD_INPUT
+    try:
+        importlib.import_module(COMMANDS[command][0]).main(rest)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"trl-unified {command}: interrupted", file=sys.stderr)
+        return 130
+    except _bad_input_types() as error:
+        if debug:
+            raise
+        print(f"trl-unified {command}: error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except Exception as error:  # noqa: BLE001 - the one place that turns failures into a message and a status
+        if debug:
+            raise
+        print(
+            f"trl-unified {command}: failed: {type(error).__name__}: {error} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -211,10 +211,12 @@ def test_resume_regenerates_only_missing_or_broken_shards(tiny, tmp_path):
     CALLS.clear()
     assert as_rows(self_generate(model, tokenizer, rows, config, (), [counting_image_reward])) == first
     assert CALLS == []
-    # settings that do not change the data may change on resume (rng="row": batch size only moves float rounding)
-    relaxed = make_config(tmp_path, batch_size=1, progress=True)
+    # settings that do not change the data may change on resume; the batch size may (float rounding): refused
+    relaxed = make_config(tmp_path, progress=True)
     assert len(self_generate(model, tokenizer, rows, relaxed, (), [counting_image_reward])) == 12
     assert CALLS == []
+    with pytest.raises(GenerationConfigMismatch, match=r"sampling\.batch_size"):
+        self_generate(model, tokenizer, rows, make_config(tmp_path, batch_size=1), (), [counting_image_reward])
 
 
 def test_changed_settings_are_refused_unless_overwrite(tiny, tmp_path):

@@ -85,10 +85,10 @@ def environment(**extra):
 
 
 def fingerprint_of(output_dir):
-    return json.loads((Path(output_dir) / "generation_config.json").read_text())["fingerprint"]
+    return json.loads((Path(output_dir) / "trl_unified_run.json").read_text())["fingerprint"]
 
 
-def test_sigkill_then_restart_resumes_without_duplicates_or_gaps(run_setup):
+def test_sigkill_then_restart_resumes_without_duplicates_or_gaps(run_setup, capsys):
     from trl_unified.data.loading import load_any_dataset
 
     root, args, prompts, reference = run_setup
@@ -141,9 +141,8 @@ def test_sigkill_then_restart_resumes_without_duplicates_or_gaps(run_setup):
     # the same command with another setting is refused (a clean exit naming the difference, no traceback)
     from trl_unified.cli import main
 
-    with pytest.raises(SystemExit) as refused:
-        main(["generate", *args, "--output_dir", str(out), "--temperature", "0.5"])
-    message = str(refused.value.code)
+    assert main(["generate", *args, "--output_dir", str(out), "--temperature", "0.5"]) == 2
+    message = capsys.readouterr().err
     assert "holds a run with other settings" in message and "sampling.temperature: 1.0 -> 0.5" in message
     assert "--overwrite" in message
     assert as_rows(load_any_dataset(str(out))) == as_rows(reference)  # and left untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,13 @@ from typing import Any
 import torch
 
 from ..models.base import IGNORE_INDEX, TEXT, Segment, UnifiedModelAdapter
+
+
+def _is_integer(value: Any) -> bool:
+    """An int (not a bool), or a float with an integer value (JSON may give 3.0): never 1.7 truncated to 1."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
 
 
 @dataclass
@@ -45,6 +53,12 @@ class DataCollatorForInterleavedSequences:
         if reasoning is None:
             reasoning = adapter.tokenize_text(row.get("reasoning") or "")
         codes = row.get("image_tokens")
+        if codes is not None:
+            if isinstance(codes, (str, bytes)) or not hasattr(codes, "__iter__"):
+                raise ValueError(f"row {index}, column `image_tokens`: expected a list of integer codes, got {codes!r}")
+            bad = [c for c in codes if not _is_integer(c)]
+            if bad:
+                raise ValueError(f"row {index}, column `image_tokens`: codes must be integers, got {bad[:5]}")
         try:
             tail = (
                 Segment.text([adapter.eos_token_id], trained=True)

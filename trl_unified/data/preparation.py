@@ -14,7 +14,7 @@ from datasets import Dataset
 from transformers.utils import logging
 
 from ..weighting import WeightStats, compute_weights
-from .collator import DataCollatorForInterleavedSequences
+from .collator import DataCollatorForInterleavedSequences, _is_integer
 
 logger = logging.get_logger(__name__)
 
@@ -37,6 +37,60 @@ def _check_columns(dataset: Dataset, args: Any, split: str) -> None:
         if args.reward_weighting in ("softmax", "rank", "filter") or args.weight_normalization == "group":
             if args.group_column is not None and args.group_column not in columns:
                 raise ValueError(f"The {split} dataset has no group column {args.group_column!r} (group_column).")
+
+
+def _drop_failed_rewards(dataset: Dataset, args: Any, split: str) -> Dataset:
+    """``drop_failed_rewards``: drop the rows whose ``reward_failed`` is set or whose used reward is not a finite
+    number, with a logged count (otherwise :func:`_rewards` names the first such row)."""
+    if not getattr(args, "drop_failed_rewards", False) or args.reward_weighting == "none":
+        return dataset
+    columns = [c for c in (args.text_reward_column, args.image_reward_column) if c in dataset.column_names]
+    failed = dataset["reward_failed"] if "reward_failed" in dataset.column_names else [False] * len(dataset)
+    values = [dataset[c] for c in dict.fromkeys(columns)]
+    bad = [
+        i
+        for i in range(len(dataset))
+        if failed[i]
+        or any(v[i] is None or not isinstance(v[i], (int, float)) or not math.isfinite(v[i]) for v in values)
+    ]
+    if bad:
+        logger.warning(
+            f"{split}: dropping {len(bad)} of {len(dataset)} rows whose reward failed (drop_failed_rewards); "
+            f"first rows: {bad[:5]}."
+        )
+        dataset = dataset.select(sorted(set(range(len(dataset))) - set(bad)))
+        if len(dataset) == 0:
+            raise ValueError(f"The {split} dataset has no row left: the reward of every row failed.")
+    return dataset
+
+
+def _check_ids(dataset: Dataset, vocab_size: int | None, split: str) -> None:
+    """Every token id is an integer inside the model's vocabulary, every image code an integer (row and column named),
+    so a bad row fails here rather than with an ``IndexError`` mid-training."""
+    columns = [c for c in ("prompt_ids", "reasoning_ids", "image_tokens", ROW_INDEX) if c in dataset.column_names]
+    for row in dataset.select_columns(columns):
+        index = row[ROW_INDEX]
+        for column in ("prompt_ids", "reasoning_ids", "image_tokens"):
+            values = row.get(column)
+            if values is None:
+                continue
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+                raise ValueError(f"row {index}, column {column!r}: expected a list of integers, got {values!r}")
+            for value in values:
+                if not _is_integer(value):
+                    raise ValueError(f"row {index}, column {column!r}: {value!r} is not an integer")
+                if column != "image_tokens" and vocab_size is not None and not 0 <= value < vocab_size:
+                    raise ValueError(
+                        f"row {index}, column {column!r}: token id {value!r} is outside the model's vocabulary "
+                        f"[0, {vocab_size})"
+                    )
+
+
+def _vocab_size(model: Any) -> int | None:
+    from ..models.base import unwrap_model
+
+    embeddings = unwrap_model(model).get_input_embeddings() if model is not None else None
+    return getattr(embeddings, "num_embeddings", None)
 
 
 def _rewards(dataset: Dataset, column: str) -> np.ndarray:
@@ -86,9 +140,12 @@ def prepare_dataset(
 ) -> tuple[Dataset, dict[str, WeightStats]]:
     """Validate, weight, tokenize and check every row; returns the prepared dataset and the weight statistics."""
     adapter = collator.adapter
+    if len(dataset) == 0:
+        raise ValueError(f"The {split} dataset has no rows.")
     _check_columns(dataset, args, split)
     if ROW_INDEX not in dataset.column_names:
         dataset = dataset.add_column(ROW_INDEX, list(range(len(dataset))))
+    dataset = _drop_failed_rewards(dataset, args, split)
     dataset, stats = add_weights(dataset, args)
 
     dead = [i for i, (t, m) in enumerate(zip(dataset["text_weight"], dataset["image_weight"])) if t == 0 and m == 0]
@@ -99,6 +156,8 @@ def prepare_dataset(
         )
         keep = sorted(set(range(len(dataset))) - set(dead))
         dataset = dataset.select(keep)
+        if len(dataset) == 0:
+            raise ValueError(f"The {split} dataset has no row left: every row's weights are 0.")
 
     columns = set(dataset.column_names)
     if "prompt_ids" not in columns or ("reasoning_ids" not in columns and "reasoning" in columns):
@@ -106,9 +165,14 @@ def prepare_dataset(
         def tokenize(row):
             out = {}
             if "prompt_ids" not in columns:
+                if not isinstance(row["prompt"], str):
+                    raise ValueError(f"row {row[ROW_INDEX]}, column 'prompt': expected text, got {row['prompt']!r}")
                 out["prompt_ids"] = adapter.tokenize_prompt(row["prompt"])
             if "reasoning_ids" not in columns:
-                out["reasoning_ids"] = adapter.tokenize_text(row.get("reasoning") or "")
+                reasoning = row.get("reasoning")
+                if reasoning is not None and not isinstance(reasoning, str):
+                    raise ValueError(f"row {row[ROW_INDEX]}, column 'reasoning': expected text, got {reasoning!r}")
+                out["reasoning_ids"] = adapter.tokenize_text(reasoning or "")
             return out
 
         dataset = dataset.map(tokenize, num_proc=args.dataset_num_proc, desc=f"Tokenizing {split} dataset")
@@ -126,6 +190,7 @@ def prepare_dataset(
 
         dataset = dataset.map(encode, batched=True, batch_size=16, desc=f"Encoding {split} images")
 
+    _check_ids(dataset, _vocab_size(model), split)
     # The collator's own check, run once over every row now rather than mid-training.
     image_tail = len(adapter.image_layout()) + 1
     truncated = 0

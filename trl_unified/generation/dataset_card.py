@@ -67,7 +67,7 @@ def _clean(value: Any) -> Any:
 def make_dataset_card(
     run_info: Mapping[str, Any], dataset_id: str | None = None, columns: Sequence[str] = ()
 ) -> DatasetCard:
-    """The card of a finished run; ``run_info`` is the content of ``generation_config.json``."""
+    """The card of a finished run; ``run_info`` is the content of ``trl_unified_run.json``."""
     settings = run_info.get("settings", {})
     stats = run_info.get("statistics", {})
     model = dict(settings.get("model", {}))

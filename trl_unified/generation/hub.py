@@ -13,7 +13,7 @@ from .run_state import CARD_FILE, RUN_FILE
 def push_dataset_to_hub(
     dataset: Dataset, output_dir: str | os.PathLike, repo_id: str, private: bool | None = None
 ) -> str:
-    """Push the card (``README.md``) and ``generation_config.json``, then the data (``Dataset.push_to_hub`` merges its
+    """Push the card (``README.md``) and ``trl_unified_run.json``, then the data (``Dataset.push_to_hub`` merges its
     ``dataset_info``/``configs`` metadata into the card). Returns the repo id."""
     from huggingface_hub import CommitOperationAdd, HfApi
 

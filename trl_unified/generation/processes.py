@@ -27,3 +27,11 @@ class Processes:
     def wait(self) -> None:
         if self.state is not None and self.world > 1:
             self.state.wait_for_everyone()
+
+    def broadcast(self, value):
+        """The main process's ``value`` on every process (a picklable object; a no-op in one process)."""
+        if self.state is None or self.world == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value], from_process=0)[0]

@@ -27,8 +27,14 @@ def load_prompts(
     from ..data.loading import load_any_dataset
 
     path = Path(source)
-    if path.is_file() and path.suffix.lower() in (".txt", ".text", ".prompts"):
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    if path.suffix.lower() in (".txt", ".text", ".prompts"):
+        if not path.is_file():
+            raise ValueError(f"prompts file {source}: no such file.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"prompts file {source} is not UTF-8 text ({error}).") from None
+        lines = [line.strip() for line in text.splitlines()]
         dataset = Dataset.from_dict({"prompt": [line for line in lines if line]})
         prompt_column = "prompt"
     else:

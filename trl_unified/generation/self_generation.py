@@ -5,15 +5,17 @@ with :func:`~trl_unified.generation.sampler.generate_samples`, scores them with
 :func:`~trl_unified.rewards.score_batch`, and writes them to ``<output_dir>/shards/`` as it goes. When every shard is
 there, the shards are assembled into one ``datasets.Dataset`` in the trainer's format and saved with
 ``save_to_disk`` in ``<output_dir>`` itself, so ``trl-unified train --dataset_name <output_dir>`` (and
-``load_any_dataset``) load it. Beside it: ``generation_config.json`` (every setting, the run's fingerprint and the
-statistics) and ``README.md`` (the dataset card). See ``docs/self_generation.md``.
+``load_any_dataset``) load it. Beside it: ``trl_unified_run.json`` (every setting, the run's fingerprint, the shards'
+checksums and the statistics) and ``README.md`` (the dataset card). See ``docs/self_generation.md``.
 
 Resume. Shard ``i`` holds prompts ``[i * shard_size, (i + 1) * shard_size)`` and depends on nothing else: each prompt
 is sampled with its own seed (:func:`prompt_seed` of the base seed and its ``prompt_id``), in its own sampler call.
 A shard is written under a temporary name and renamed, so a shard file is always complete; a restart skips the shards
-that exist and regenerates the others. The settings that decide what is generated are fingerprinted into
-``generation_config.json``; a restart with other settings is refused (:class:`GenerationConfigMismatch`) unless
-``overwrite``.
+that exist and match their recorded checksum and regenerates the others. The settings that decide what is generated
+(the model by a digest of its weights, not its path) are fingerprinted into ``trl_unified_run.json``; a restart with
+other settings is refused (:class:`GenerationConfigMismatch`) unless ``overwrite``, which removes only the files a run
+writes. A folder holding anything but a run of this package is refused (:class:`OutputDirError`), and a lock file
+(``trl_unified.lock``: pid and host) keeps a second writer out.
 
 Data parallel. Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE > 1``) process ``r`` of ``n`` generates the
 shards ``i`` with ``i % n == r``; the main process then waits for all of them (a barrier), assembles the dataset,
@@ -41,10 +43,15 @@ from .prompts import prepare_prompts
 from .run_state import (
     CARD_FILE,
     GenerationConfigMismatch,
+    OutputDirError,
+    file_digest,
     fingerprint,
     model_identity,
+    model_source,
+    output_dir_lock,
     prepare_output_dir,
     read_run_file,
+    recorded_checksum,
     run_settings,
     write_run_file,
 )
@@ -63,7 +70,7 @@ def regenerate_sample(
 ) -> Sample:
     """Sample one row of a self-generated dataset again, with the call that made it (same prompt, seed and batch).
 
-    ``config`` is the run's config (``SelfGenerationConfig(**json.load(open("generation_config.json"))["config"])``).
+    ``config`` is the run's config (``SelfGenerationConfig(**json.load(open("trl_unified_run.json"))["config"])``).
     """
     sampling = replace(config.sampling_config(), seed=int(row["seed"]))
     samples = generate_samples(model, adapter, [row["prompt"]], config.num_samples, sampling, progress=False)
@@ -191,43 +198,54 @@ def self_generate(
     clashes = sorted(set(rewards.columns) & set(table.column_names))
     if clashes:
         raise ValueError(f"prompt columns {clashes} clash with reward columns")
+    if rewards.empty and not config.no_rewards:
+        logger.warning(
+            "self-generation without any reward: `text_reward` and `image_reward` will be 0.0 for every sample, so "
+            "reward weighting cannot tell them apart. Pass text_rewards/image_rewards, or no_rewards=True "
+            "(--no_rewards) to say that this is meant."
+        )
     features = output_features(table, rewards.columns)
     sampling = config.sampling_config()
     settings = run_settings(model_identity(model, adapter, config), sampling, config, table, rewards.info)
     num_shards = math.ceil(len(table) / config.shard_size)
 
-    prepare_output_dir(
-        output_dir,
-        processes,
-        config,
-        {
-            "fingerprint": fingerprint(settings),
-            "complete": False,
-            "num_prompts": len(table),
-            "num_shards": num_shards,
-            "settings": settings,
-            "prompts_source": prompts_source,
-            "config": config.to_dict(),
-            "versions": package_versions(),
-        },
-    )
-    _generate_shards(model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes)
-    processes.wait()
-    if processes.is_main:
-        _finish(output_dir, config, features, num_shards)
-    processes.wait()
+    run = {
+        "fingerprint": fingerprint(settings),
+        "complete": False,
+        "num_prompts": len(table),
+        "num_shards": num_shards,
+        "settings": settings,
+        "model_source": model_source(model, config),
+        "prompts_source": prompts_source,
+        "config": config.to_dict(),
+        "versions": package_versions(),
+    }
+    with output_dir_lock(output_dir, processes):
+        prepare_output_dir(output_dir, processes, config, run)
+        run = read_run_file(output_dir) if processes.is_main else run
+        _generate_shards(
+            model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes, run
+        )
+        processes.wait()
+        if processes.is_main:
+            _finish(output_dir, config, features, num_shards)
+        processes.wait()
     return load_from_disk(str(output_dir))
 
 
 
-def _generate_shards(model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes):
+def _generate_shards(
+    model, adapter, table, config, sampling, rewards, features, output_dir, num_shards, processes, run=None
+):
     """Generate, score and write this process's missing shards (shard ``i`` belongs to process ``i % world``)."""
     from tqdm.auto import tqdm
 
     num_prompts = len(table)
     mine = [i for i in range(num_shards) if i % processes.world == processes.rank]
     sizes = {i: len(shard_rows(i, config.shard_size, num_prompts)) for i in mine}
-    done = {i for i in mine if shard_complete(shard_path(output_dir, i, num_shards), sizes[i] * config.num_samples)}
+    done = {
+        i for i in mine if shard_complete(shard_path(output_dir, i, num_shards), sizes[i] * config.num_samples, run)
+    }
     if done:
         logger.info(f"process {processes.rank}: resuming, {len(done)} of {len(mine)} shards already written")
     description = "self-generation" + (f" [process {processes.rank}/{processes.world}]" if processes.world > 1 else "")
@@ -255,10 +273,15 @@ def _finish(output_dir: Path, config: SelfGenerationConfig, features: Features, 
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise RuntimeError(f"shards missing after generation (did a process fail?): {missing}")
+    run = read_run_file(output_dir) or {}
+    checksums = {}
+    for path in files:
+        checksums[path.name] = file_digest(path)
+        if checksums[path.name] != recorded_checksum(path, run):
+            raise OutputDirError(f"{path} changed after it was written (checksum mismatch); rerun to generate it again.")
     with datasets_progress_bars(config.progress):
         dataset = assemble(output_dir, files, features)
-    run = read_run_file(output_dir) or {}
-    run.update(complete=True, statistics=generation_statistics(dataset))
+    run.update(complete=True, statistics=generation_statistics(dataset), shard_checksums=checksums)
     write_run_file(output_dir, run)
     repo_id = config.hub_dataset_id or (output_dir.resolve().name if config.push_to_hub else None)
     make_dataset_card(run, dataset_id=repo_id, columns=dataset.column_names).save(str(output_dir / CARD_FILE))

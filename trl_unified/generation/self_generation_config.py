@@ -14,6 +14,9 @@ from typing import Any
 from .sampler import SamplingConfig
 
 
+DTYPES = (None, "auto", "float32", "bfloat16", "float16")
+
+
 @dataclass
 class SelfGenerationConfig(SamplingConfig):
     """Everything :func:`~trl_unified.generation.self_generate` and ``trl-unified generate`` need.
@@ -100,6 +103,13 @@ class SelfGenerationConfig(SamplingConfig):
         default=None,
         metadata={"help": "One weight per image reward, in order (default 1.0 each); `image_reward`: weighted sum."},
     )
+    no_rewards: bool = field(
+        default=False,
+        metadata={
+            "help": "Generate without any reward on purpose (`text_reward`/`image_reward` are then 0.0); without it, "
+            "`trl-unified generate` with no text_rewards and no image_rewards is refused."
+        },
+    )
     reward_device: str | None = field(
         default=None,
         metadata={"help": "Device for model-based rewards (clip/vqascore/judge); default: the reward's own choice."},
@@ -111,7 +121,8 @@ class SelfGenerationConfig(SamplingConfig):
         metadata={
             "help": "Output folder: `shards/` (written as generation goes), the assembled dataset "
             "(`save_to_disk`, loadable with `trl-unified train --dataset_name <output_dir>`), "
-            "`generation_config.json` and the dataset card `README.md`."
+            "`trl_unified_run.json` (the run file) and the dataset card `README.md`. It must be new, empty, or "
+            "hold a run of this package: a folder with other files is refused (nothing of yours is replaced)."
         },
     )
     shard_size: int = field(
@@ -121,8 +132,9 @@ class SelfGenerationConfig(SamplingConfig):
     overwrite: bool = field(
         default=False,
         metadata={
-            "help": "Start over in an output folder that holds a run with other settings (otherwise refused); "
-            "a run with the same settings is always resumed."
+            "help": "Start over in an output folder that holds a run with other settings (otherwise refused): "
+            "deletes that run's files (shards, dataset files, run file, card) and nothing else; a run with the same "
+            "settings is always resumed."
         },
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar (main process)."})
@@ -141,6 +153,8 @@ class SelfGenerationConfig(SamplingConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         if self.shard_size < 1:

@@ -12,7 +12,7 @@ from pathlib import Path
 from datasets import Dataset, Features, load_from_disk
 from transformers.utils import logging
 
-from .run_state import DATASET_FILES, SHARDS_DIR, TMP_PREFIX
+from .run_state import DATASET_FILES, SHARDS_DIR, TMP_PREFIX, file_digest, record_checksum, recorded_checksum
 
 logger = logging.get_logger(__name__)
 
@@ -25,8 +25,17 @@ def shard_rows(index: int, shard_size: int, num_prompts: int) -> range:
     return range(index * shard_size, min((index + 1) * shard_size, num_prompts))
 
 
-def shard_complete(path: Path, expected_rows: int) -> bool:
+def shard_complete(path: Path, expected_rows: int, run: dict | None = None) -> bool:
+    """Whether ``path`` is a finished shard: its bytes match the checksum recorded when it was written, and it has
+    ``expected_rows`` rows. Anything else (absent, no checksum, corrupted anywhere in the file) is generated again."""
     if not path.exists():
+        return False
+    recorded = recorded_checksum(path, run)
+    if recorded is None:
+        logger.warning(f"{path} has no recorded checksum (its writer was killed); it will be generated again.")
+        return False
+    if file_digest(path) != recorded:
+        logger.warning(f"{path} does not match its recorded checksum (corrupted); it will be generated again.")
         return False
     import pyarrow.parquet as pq
 
@@ -41,16 +50,20 @@ def shard_complete(path: Path, expected_rows: int) -> bool:
     return True
 
 
-def write_shard(dataset: Dataset, path: Path) -> None:
-    """Write to a temporary name in the same folder, then rename: a shard file is complete or absent."""
+def write_shard(dataset: Dataset, path: Path) -> str:
+    """Write to a temporary name in the same folder, then rename: a shard file is complete or absent. Then record its
+    checksum beside it (a shard without one is generated again). Returns the checksum."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
     try:
         dataset.to_parquet(str(tmp))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        checksum_path = path.with_name(path.name + ".sha256")
+        checksum_path.unlink(missing_ok=True)  # a stale one must not vouch for the new file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return record_checksum(path)
 
 
 @contextlib.contextmanager

@@ -36,13 +36,38 @@ def adapter_class(model: nn.Module | None = None, name: str | None = None) -> ty
     )
 
 
-def load_pretrained(name_or_path: str, adapter_name: str | None = None, **kwargs: Any) -> nn.Module:
-    """Load a model with its family's class: the adapter whose model class reads this ``model_type``."""
+def checkpoint_model_type(name_or_path: str, **kwargs: Any) -> str:
+    """The ``model_type`` of a checkpoint's config; a clear error for a path that is not there or holds no model."""
+    import os
+
     from transformers import AutoConfig
 
+    looks_local = os.path.isabs(name_or_path) or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
+    if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
+        raise ValueError(f"model {name_or_path!r}: no such folder.")
+    try:
+        return AutoConfig.from_pretrained(name_or_path, revision=kwargs.get("revision")).model_type
+    except (OSError, ValueError) as error:
+        where = "folder" if os.path.isdir(name_or_path) else "Hub model id (and no such local folder)"
+        raise ValueError(f"model {name_or_path!r}: cannot read a model config from this {where}: {error}") from None
+
+
+def load_pretrained(name_or_path: str, adapter_name: str | None = None, **kwargs: Any) -> nn.Module:
+    """Load a model with its family's class: the adapter whose model class reads this ``model_type``.
+
+    The checkpoint's config is read first, so a wrong path, or an adapter that does not read this checkpoint's
+    ``model_type`` (e.g. ``janus`` for a Llama folder, which would build a full-size random Janus), fails at once.
+    """
+    model_type = checkpoint_model_type(name_or_path, **kwargs)
     if adapter_name is not None:
-        return adapter_class(name=adapter_name).model_class.from_pretrained(name_or_path, **kwargs)
-    model_type = AutoConfig.from_pretrained(name_or_path).model_type
+        cls = adapter_class(name=adapter_name)
+        expected = getattr(getattr(cls.model_class, "config_class", None), "model_type", None)
+        if expected is not None and expected != model_type:
+            raise ValueError(
+                f"model_adapter {adapter_name!r} reads {expected!r} checkpoints; {name_or_path} is a {model_type!r} "
+                "checkpoint. Leave model_adapter unset to detect the family."
+            )
+        return cls.model_class.from_pretrained(name_or_path, **kwargs)
     for cls in ADAPTERS.values():
         config_class = getattr(cls.model_class, "config_class", None)
         if config_class is not None and config_class.model_type == model_type:

@@ -12,6 +12,7 @@ shards and the main one assembles the dataset. Then: `trl-unified train --datase
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from trl import TrlParser
@@ -24,13 +25,36 @@ def make_parser(prog: str = "trl-unified generate") -> TrlParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..generation.run_state import GenerationConfigMismatch
-
+    """Parse and run; errors are reported by `trl_unified.cli` (one line, exit status 2 for bad input)."""
     (config,) = make_parser().parse_args_and_config(args=argv)
-    try:
-        run(config)
-    except GenerationConfigMismatch as error:  # a user error, not a crash: say what differs, no traceback
-        raise SystemExit(f"trl-unified generate: {error}") from None
+    run(config)
+
+
+def check_before_loading(config) -> None:
+    """What can be checked without the model: required options, rewards, the output folder, the prompts."""
+    from ..generation.prompts import prepare_prompts
+    from ..generation.run_state import check_lock, check_output_dir
+
+    for option in ("model_name_or_path", "prompts", "output_dir"):
+        if not getattr(config, option):
+            raise ValueError(f"--{option} is required")
+    if not config.text_rewards and not config.image_rewards and not config.no_rewards:
+        raise ValueError(
+            "no rewards: pass --text_rewards and/or --image_rewards, or --no_rewards to generate unscored samples "
+            "(their text_reward and image_reward would be 0.0)"
+        )
+    check_output_dir(Path(config.output_dir))
+    check_lock(Path(config.output_dir))
+    table = prepare_prompts(
+        config.prompts,
+        prompt_column=config.prompt_column,
+        prompt_id_column=config.prompt_id_column,
+        max_prompts=config.max_prompts,
+        split=config.prompts_split,
+        config_name=config.prompts_config,
+    )
+    if len(table) == 0:
+        raise ValueError(f"{config.prompts} holds no prompts")
 
 
 def _fmt(value: Any) -> str:
@@ -64,12 +88,7 @@ def run(config):
     from ..generation.statistics import generation_statistics
     from ..models.registry import load_pretrained
 
-    if not config.model_name_or_path:
-        raise SystemExit("trl-unified generate: --model_name_or_path is required")
-    if not config.prompts:
-        raise SystemExit("trl-unified generate: --prompts is required")
-    if not config.output_dir:
-        raise SystemExit("trl-unified generate: --output_dir is required")
+    check_before_loading(config)
 
     processes = Processes()  # sets up the process group under torchrun/accelerate before the model is placed
     if processes.state is not None:

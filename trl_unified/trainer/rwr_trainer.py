@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoProcessor, Trainer
+from transformers import AutoProcessor, Trainer, enable_full_determinism, set_seed
 from transformers.utils import logging
 
 from ..data.collator import DataCollatorForInterleavedSequences
@@ -17,8 +17,9 @@ from ..data.preparation import prepare_dataset
 from ..models.base import IGNORE_INDEX, IMAGE, TEXT, unwrap_model
 from ..models.registry import get_adapter, load_pretrained
 from .model_card import write_model_card
-from .rwr_config import RewardWeightedMultimodalConfig
 from ..weighting import WeightStats
+from .checkpoints import record_checkpoint, verify_checkpoint
+from .rwr_config import RewardWeightedMultimodalConfig
 
 logger = logging.get_logger(__name__)
 
@@ -56,13 +57,11 @@ class RewardWeightedMultimodalTrainer(Trainer):
         model_id = model if isinstance(model, str) else getattr(unwrap_model(model).config, "_name_or_path", None)
         if args is None:
             args = RewardWeightedMultimodalConfig(f"{Path(model_id or 'model').name}-rwr")
+        # Seeded before anything random happens here (a LoRA adapter's initial weights), not only in Trainer.__init__:
+        # the same seed must give the same run, bit for bit.
+        enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
         if isinstance(model, str):
-            init_kwargs = args.model_init_kwargs or {}
-            if isinstance(init_kwargs, str):
-                import json
-
-                init_kwargs = json.loads(init_kwargs)
-            model = load_pretrained(model, adapter_name=args.model_adapter, **init_kwargs)
+            model = load_pretrained(model, adapter_name=args.model_adapter, **(args.model_init_kwargs or {}))
         if processing_class is None:
             if not model_id:
                 raise ValueError("Pass `processing_class`: it cannot be loaded for a model with no name or path.")
@@ -214,3 +213,22 @@ class RewardWeightedMultimodalTrainer(Trainer):
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         self.create_model_card()
+        if self.is_world_process_zero():
+            record_checkpoint(os.path.join(self._get_output_dir(trial), f"checkpoint-{self.state.global_step}"))
+
+    # ----- resuming -----------------------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """``Trainer.train``, after checking the checkpoint to resume from (files present, checksums, finite weights)."""
+        if resume_from_checkpoint:
+            if resume_from_checkpoint is True:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+                if resume_from_checkpoint is None:
+                    raise ValueError(f"no checkpoint to resume from in {self.args.output_dir}")
+            verify_checkpoint(
+                resume_from_checkpoint,
+                allow_missing_state=self.args.resume_allow_missing_state,
+                optimizer_state=not self.is_deepspeed_enabled,
+            )
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
