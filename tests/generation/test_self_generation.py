@@ -237,7 +237,8 @@ def test_changed_settings_are_refused_unless_overwrite(tiny, tmp_path):
     redone = self_generate(model, tokenizer, rows, make_config(tmp_path, num_samples=3, overwrite=True))
     assert len(redone) == 12 and sorted(set(redone["sample_index"])) == [0, 1, 2]
     shards = sorted(p.name for p in (tmp_path / "out" / "shards").iterdir())
-    assert shards == ["shard-00000-of-00002.parquet", "shard-00001-of-00002.parquet"]
+    expected = ["shard-00000-of-00002.parquet", "shard-00001-of-00002.parquet"]
+    assert shards == sorted(expected + [name + ".sha256" for name in expected])
     run = json.loads((tmp_path / "out" / RUN_FILE).read_text())
     assert run["settings"]["num_samples"] == 3
 

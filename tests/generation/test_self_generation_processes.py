@@ -130,7 +130,7 @@ def test_sigkill_then_restart_resumes_without_duplicates_or_gaps(run_setup, caps
     assert set(scored_after) == {p["prompt"] for p in prompts} - kept
     assert all(count == NUM_SAMPLES for count in scored_after.values())
     assert kept <= set(scored_before)
-    assert sorted(p.name for p in shards.iterdir()) == [f"shard-{i:05d}-of-00006.parquet" for i in range(6)]
+    assert sorted(p.name for p in shards.glob("*.parquet")) == [f"shard-{i:05d}-of-00006.parquet" for i in range(6)]
 
     resumed = load_any_dataset(str(out))
     keys = list(zip(resumed["prompt_id"], resumed["sample_index"]))

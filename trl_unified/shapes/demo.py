@@ -59,6 +59,7 @@ class DemoConfig:
     seed: int = field(default=0, metadata={"help": "Seed of prompts, sampling and training."})
 
     def __post_init__(self):
+        self._check()
         if self.quick:
             self.rounds = min(self.rounds, 1)
             self.eval_prompts_per_category = min(self.eval_prompts_per_category, 3)
@@ -67,6 +68,34 @@ class DemoConfig:
             self.samples_per_prompt = min(self.samples_per_prompt, 2)
             self.epochs = min(self.epochs, 1.0)
             self.batch_size = min(self.batch_size, 8)
+
+
+    def _check(self) -> None:
+        """Every option, before minutes of work: a bad value fails at once, naming the option."""
+        from ..weighting import SCHEMES
+
+        def positive(name: str, kind: type = int, zero: bool = False) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value >= 0 if zero else value > 0) and (kind is float or float(value).is_integer())
+            if not ok:
+                what = "an integer" if kind is int else "a finite number"
+                raise ValueError(f"{name} must be {what} {'>= 0' if zero else '> 0'}, got {value!r}")
+
+        for name in ("eval_prompts_per_category", "eval_samples_per_category", "pool_size", "samples_per_prompt",
+                     "batch_size", "lora_r", "sampling_batch_size"):  # fmt: skip
+            positive(name)
+        positive("rounds", zero=True)
+        for name in ("beta", "learning_rate", "epochs", "guidance_scale", "temperature"):
+            positive(name, float)
+        if not 0 <= self.min_category_share < 1:
+            raise ValueError(f"min_category_share must be in [0, 1), got {self.min_category_share!r}")
+        if self.reward_weighting not in SCHEMES:
+            raise ValueError(f"reward_weighting must be one of {list(SCHEMES)}, got {self.reward_weighting!r}")
+        if self.eval_prompts is not None and not Path(self.eval_prompts).is_file():
+            raise ValueError(f"eval_prompts {self.eval_prompts}: no such file")
+        if self.base_model is not None and not Path(self.base_model).is_dir():
+            raise ValueError(f"base_model {self.base_model}: no such folder")
 
 
 def default_eval_prompts(per_category: int, seed: int = 0) -> list[str]:
