@@ -41,6 +41,17 @@ def split_debug(argv: list[str]) -> tuple[list[str], bool]:
     return out, debug
 
 
+def concise_errors(parser):
+    """Make an argparse parser report a bad option in one line (not the whole usage), still with exit status 2."""
+
+    def error(message: str):
+        print(f"{parser.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(BAD_INPUT)
+
+    parser.error = error
+    return parser
+
+
 def _bad_input_types() -> tuple[type[BaseException], ...]:
     return (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 

@@ -12,5 +12,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..shapes.demo import DemoConfig, run_demo
 
-    (config,) = TrlParser((DemoConfig,), prog="trl-unified demo").parse_args_and_config(args=argv)
+    from ..cli import concise_errors
+
+    parser = concise_errors(TrlParser((DemoConfig,), prog="trl-unified demo"))
+    (config,) = parser.parse_args_and_config(args=argv)
     run_demo(config)

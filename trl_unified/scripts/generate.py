@@ -21,7 +21,9 @@ from trl import TrlParser
 def make_parser(prog: str = "trl-unified generate") -> TrlParser:
     from ..generation.self_generation_config import SelfGenerationConfig
 
-    return TrlParser((SelfGenerationConfig,), prog=prog)
+    from ..cli import concise_errors
+
+    return concise_errors(TrlParser((SelfGenerationConfig,), prog=prog))
 
 
 def main(argv: list[str] | None = None) -> None:

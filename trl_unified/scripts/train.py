@@ -29,7 +29,9 @@ class TrainScriptArguments:
 def make_parser(prog: str = "trl-unified train") -> TrlParser:
     from ..trainer.rwr_config import RewardWeightedMultimodalConfig
 
-    return TrlParser((TrainScriptArguments, RewardWeightedMultimodalConfig, ModelConfig), prog=prog)
+    from ..cli import concise_errors
+
+    return concise_errors(TrlParser((TrainScriptArguments, RewardWeightedMultimodalConfig, ModelConfig), prog=prog))
 
 
 def main(argv: list[str] | None = None) -> None:
