@@ -59,7 +59,10 @@ class RewardWeightedMultimodalTrainer(Trainer):
             args = RewardWeightedMultimodalConfig(f"{Path(model_id or 'model').name}-rwr")
         # Seeded before anything random happens here (a LoRA adapter's initial weights), not only in Trainer.__init__:
         # the same seed must give the same run, bit for bit.
-        enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
+        if args.full_determinism:
+            enable_full_determinism(args.seed)
+        else:
+            set_seed(args.seed)
         if isinstance(model, str):
             model = load_pretrained(model, adapter_name=args.model_adapter, **(args.model_init_kwargs or {}))
         if processing_class is None:
