@@ -86,6 +86,20 @@ def _check_ids(dataset: Dataset, vocab_size: int | None, split: str) -> None:
                     )
 
 
+def _check_weights(dataset: Dataset, args: Any, split: str) -> None:
+    """Every weight finite and >= 0: a non-finite one would make a NaN model (extreme rewards with a tiny beta)."""
+    for modality in ("text", "image"):
+        weights = np.asarray(dataset[f"{modality}_weight"], dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+        if len(bad):
+            row = dataset[int(bad[0])][ROW_INDEX]
+            raise ValueError(
+                f"{split}: {len(bad)} {modality} weights are not finite numbers >= 0 (first: row {row}, weight "
+                f"{weights[bad[0]]!r}) with reward_weighting={args.reward_weighting!r}, beta={args.beta!r}; the rewards "
+                f"are too far apart for this beta (raise beta, or rescale the rewards)."
+            )
+
+
 def _vocab_size(model: Any) -> int | None:
     from ..models.base import unwrap_model
 
@@ -147,6 +161,7 @@ def prepare_dataset(
         dataset = dataset.add_column(ROW_INDEX, list(range(len(dataset))))
     dataset = _drop_failed_rewards(dataset, args, split)
     dataset, stats = add_weights(dataset, args)
+    _check_weights(dataset, args, split)
 
     dead = [i for i, (t, m) in enumerate(zip(dataset["text_weight"], dataset["image_weight"])) if t == 0 and m == 0]
     if dead:
@@ -160,15 +175,20 @@ def prepare_dataset(
             raise ValueError(f"The {split} dataset has no row left: every row's weights are 0.")
 
     columns = set(dataset.column_names)
-    if "prompt_ids" not in columns or ("reasoning_ids" not in columns and "reasoning" in columns):
+    # A row without ids (the column absent, or None in this row) is tokenized from its text.
+    missing_prompt = "prompt_ids" not in columns or None in dataset["prompt_ids"]
+    missing_reasoning = "reasoning_ids" not in columns or None in dataset["reasoning_ids"]
+    if missing_prompt or missing_reasoning:
 
         def tokenize(row):
-            out = {}
-            if "prompt_ids" not in columns:
-                if not isinstance(row["prompt"], str):
-                    raise ValueError(f"row {row[ROW_INDEX]}, column 'prompt': expected text, got {row['prompt']!r}")
+            out = {"prompt_ids": row.get("prompt_ids"), "reasoning_ids": row.get("reasoning_ids")}
+            if row.get("prompt_ids") is None:
+                if not isinstance(row.get("prompt"), str):
+                    raise ValueError(
+                        f"row {row[ROW_INDEX]}, column 'prompt': expected text (or `prompt_ids`), got {row.get('prompt')!r}"
+                    )
                 out["prompt_ids"] = adapter.tokenize_prompt(row["prompt"])
-            if "reasoning_ids" not in columns:
+            if row.get("reasoning_ids") is None:
                 reasoning = row.get("reasoning")
                 if reasoning is not None and not isinstance(reasoning, str):
                     raise ValueError(f"row {row[ROW_INDEX]}, column 'reasoning': expected text, got {reasoning!r}")
