@@ -18,10 +18,10 @@ from trl_unified.trainer.checkpoints import CHECKSUM_FILE, verify_checkpoint
 
 
 def config(tmp_path, **kwargs):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, report_to="none", use_cpu=True,
-        learning_rate=1e-2, save_strategy="no", seed=0, disable_tqdm=True, max_steps=2,
-    )  # fmt: skip
+    defaults = {
+        "output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 4, "report_to": "none", "use_cpu": True,
+        "learning_rate": 1e-2, "save_strategy": "no", "seed": 0, "disable_tqdm": True, "max_steps": 2,
+    }  # fmt: skip
     return RewardWeightedMultimodalConfig(**{**defaults, **kwargs})
 
 

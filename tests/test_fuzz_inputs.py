@@ -9,7 +9,6 @@ import os
 import random
 from collections import Counter
 
-import pytest
 import torch
 from sample_rows import make_rows
 

@@ -17,10 +17,10 @@ NAN, INF = float("nan"), float("inf")
 
 
 def config(tmp_path, **kwargs):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, report_to="none", use_cpu=True,
-        save_strategy="no", seed=0, disable_tqdm=True,
-    )  # fmt: skip
+    defaults = {
+        "output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 4, "report_to": "none", "use_cpu": True,
+        "save_strategy": "no", "seed": 0, "disable_tqdm": True,
+    }  # fmt: skip
     return RewardWeightedMultimodalConfig(**{**defaults, **kwargs})
 
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"trl-unified {command}: error: {error}", file=sys.stderr)
         return BAD_INPUT
-    except Exception as error:  # noqa: BLE001 - the one place that turns failures into a message and a status
+    except Exception as error:
         if debug:
             raise
         print(

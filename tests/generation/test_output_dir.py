@@ -49,7 +49,8 @@ def rows(n=4):
 
 
 def config(output_dir, **overrides):
-    settings = dict(output_dir=str(output_dir), num_samples=2, shard_size=2, max_text_tokens=4, seed=1, progress=False)
+    settings = {"output_dir": str(output_dir), "num_samples": 2, "shard_size": 2, "max_text_tokens": 4, "seed": 1}
+    settings["progress"] = False
     return SelfGenerationConfig(**{**settings, **overrides})
 
 

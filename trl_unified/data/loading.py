@@ -75,7 +75,7 @@ def load_any_dataset(
         _only_train(name_or_path, split, "a single data file")
         try:
             return load_dataset(builder, data_files=str(path), split="train")
-        except Exception as error:  # noqa: BLE001 - datasets wraps parse errors in many types; name the file
+        except Exception as error:
             cause = error.__cause__ or error
             raise ValueError(f"Cannot read {name_or_path} as {builder}: {type(cause).__name__}: {cause}") from error
     if not path.exists() and (path.is_absolute() or name_or_path.startswith((".", "~")) or path.suffix in FILE_BUILDERS):

@@ -238,9 +238,11 @@ def _foreign_entries(output_dir: Path) -> list[str]:
     ours = {LOCK_FILE, SHARDS_DIR}
     foreign = []
     for entry in sorted(output_dir.iterdir()):
-        if entry.name == SHARDS_DIR and entry.is_dir() and any(entry.iterdir()):
-            foreign.append(entry.name)
-        elif entry.name not in ours and not entry.name.startswith(f"{TMP_PREFIX}{RUN_FILE}."):
+        if entry.name == SHARDS_DIR:
+            nonempty = not entry.is_dir() or any(entry.iterdir())
+        else:
+            nonempty = entry.name not in ours and not entry.name.startswith(f"{TMP_PREFIX}{RUN_FILE}.")
+        if nonempty:
             foreign.append(entry.name)
     return foreign
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from .sampler import SamplingConfig
 
-
 DTYPES = (None, "auto", "float32", "bfloat16", "float16")
 
 

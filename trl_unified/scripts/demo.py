@@ -10,9 +10,8 @@ from __future__ import annotations
 def main(argv: list[str] | None = None) -> None:
     from trl import TrlParser
 
-    from ..shapes.demo import DemoConfig, run_demo
-
     from ..cli import concise_errors
+    from ..shapes.demo import DemoConfig, run_demo
 
     parser = concise_errors(TrlParser((DemoConfig,), prog="trl-unified demo"))
     (config,) = parser.parse_args_and_config(args=argv)

@@ -19,9 +19,8 @@ from trl import TrlParser
 
 
 def make_parser(prog: str = "trl-unified generate") -> TrlParser:
-    from ..generation.self_generation_config import SelfGenerationConfig
-
     from ..cli import concise_errors
+    from ..generation.self_generation_config import SelfGenerationConfig
 
     return concise_errors(TrlParser((SelfGenerationConfig,), prog=prog))
 

@@ -27,9 +27,8 @@ class TrainScriptArguments:
 
 
 def make_parser(prog: str = "trl-unified train") -> TrlParser:
-    from ..trainer.rwr_config import RewardWeightedMultimodalConfig
-
     from ..cli import concise_errors
+    from ..trainer.rwr_config import RewardWeightedMultimodalConfig
 
     return concise_errors(TrlParser((TrainScriptArguments, RewardWeightedMultimodalConfig, ModelConfig), prog=prog))
 

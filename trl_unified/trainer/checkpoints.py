@@ -57,7 +57,7 @@ def _check_safetensors(path: Path) -> None:
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            for name in handle.keys():
+            for name in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                 tensor = handle.get_tensor(name)
                 if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                     raise ValueError(f"checkpoint file {path}: tensor {name!r} holds NaN or infinite values")

@@ -16,9 +16,9 @@ from ..data.collator import DataCollatorForInterleavedSequences
 from ..data.preparation import prepare_dataset
 from ..models.base import IGNORE_INDEX, IMAGE, TEXT, unwrap_model
 from ..models.registry import get_adapter, load_pretrained
-from .model_card import write_model_card
 from ..weighting import WeightStats
 from .checkpoints import record_checkpoint, verify_checkpoint
+from .model_card import write_model_card
 from .rwr_config import RewardWeightedMultimodalConfig
 
 logger = logging.get_logger(__name__)
