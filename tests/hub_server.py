@@ -90,19 +90,20 @@ class LocalHubServer(http.server.ThreadingHTTPServer):
 
     def files(self, repo_id: str, repo_type: str = "model", revision: str = "main") -> dict[str, bytes]:
         """Content of every file of the repo at `revision`."""
-        return {path: f.data for path, f in sorted(self.commit(repo_type, repo_id, revision).items())}
+        return {path: f.data for path, f in sorted(self.commit(repo_type, repo_id, revision)[1].items())}
 
     def repo(self, repo_type: str, repo_id: str) -> _Repo:
         if (repo_type, repo_id) not in self.repos:
             raise HubError(404, f"Repository Not Found: {repo_type} repo {repo_id}", "RepoNotFound")
         return self.repos[repo_type, repo_id]
 
-    def commit(self, repo_type: str, repo_id: str, revision: str) -> dict[str, _File]:
+    def commit(self, repo_type: str, repo_id: str, revision: str) -> tuple[str, dict[str, _File]]:
+        """The commit id of `revision` ("main" or a commit id) and its files."""
         repo = self.repo(repo_type, repo_id)
         oid = repo.head if revision == "main" else revision
         if oid not in repo.commits:
             raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-        return repo.commits[oid]
+        return oid, repo.commits[oid]
 
     def add_commit(self, repo: _Repo, files: dict[str, _File]) -> str:
         oid = uuid.uuid4().hex + uuid.uuid4().hex[:8]  # 40 hex digits, like a git commit id
@@ -113,9 +114,9 @@ class LocalHubServer(http.server.ThreadingHTTPServer):
 def _tree_entry(path: str, file: _File | None) -> dict:
     if file is None:
         return {"type": "directory", "path": path, "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0}
-    entry = {"type": "file", "path": path, "oid": file.sha256[:40], "size": len(file.data)}
+    entry = {"type": "file", "path": path, "oid": file.sha256[:40], "size": len(file.data)}  # oid: a git blob id
     if file.lfs:
-        entry["lfs"] = {"oid": file.sha256, "size": len(file.data), "pointerSize": 134}
+        entry["lfs"] = {"oid": file.sha256, "size": len(file.data), "pointerSize": 134}  # the git-LFS pointer's size
     return entry
 
 
@@ -143,6 +144,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             match = re.fullmatch(pattern, url.path)
             if match and self.command in methods:
                 args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                if "repo" in args:  # the type is "models"/"datasets" in /api/ URLs, absent or "datasets/" in others
+                    args["repo_type"] = "dataset" if args.pop("type", "").startswith("dataset") else "model"
                 try:
                     with self.server.lock:
                         return handler(self, **args)
@@ -168,7 +171,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(json.dumps(payload).encode(), status)
 
     def _error(self, err: HubError) -> None:
-        headers = {"X-Error-Message": err.message, **({"X-Error-Code": err.code} if err.code else {})}
+        headers = {"X-Error-Code": err.code} if err.code else {}
         self._send(json.dumps({"error": err.message}).encode(), err.status, headers)
 
     def _require_token(self) -> None:  # a push without the user's token must fail, as on the Hub
@@ -195,13 +198,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def agent_harnesses(self) -> None:
         self._json({"standardEnvVars": [], "harnesses": {}})
 
-    def repo_info(self, t: str, repo: str, rev: str = "main") -> None:
-        files = self.server.commit(t[:-1], repo, rev)
-        sha = self.server.repo(t[:-1], repo).head if rev == "main" else rev
-        self._json({"id": repo, "sha": sha, "siblings": [{"rfilename": p} for p in sorted(files)]})
+    def repo_info(self, repo_type: str, repo: str, rev: str = "main") -> None:
+        oid, files = self.server.commit(repo_type, repo, rev)
+        self._json({"id": repo, "sha": oid, "siblings": [{"rfilename": p} for p in sorted(files)]})
 
-    def tree(self, t: str, repo: str, rev: str, path: str = "") -> None:
-        files = self.server.commit(t[:-1], repo, rev)
+    def tree(self, repo_type: str, repo: str, rev: str, path: str = "") -> None:
+        _, files = self.server.commit(repo_type, repo, rev)
         prefix = path.strip("/") + "/" if path.strip("/") else ""
         recursive = self.query.get("recursive", ["false"])[-1].lower() == "true"
         entries: dict[str, _File | None] = {}
@@ -213,26 +215,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 entries[name] = files[name]
         if prefix and not entries:
             raise HubError(404, f"Entry not found: {path} at {rev}", "EntryNotFound")
-        self._json([_tree_entry(p, entries[p]) for p in sorted(entries, key=lambda p: entries[p] is not None)])
+        self._json([_tree_entry(p, file) for p, file in entries.items()])
 
-    def preupload(self, t: str, repo: str, rev: str) -> None:
+    def preupload(self, repo_type: str, repo: str, rev: str) -> None:
         self._require_token()
-        self.server.commit(t[:-1], repo, rev)
+        self.server.commit(repo_type, repo, rev)
         modes = []
         for item in json.loads(self.body)["files"]:
             binary = b"\0" in base64.b64decode(item["sample"]) or item["path"].endswith(LFS_SUFFIXES)
             modes.append({"path": item["path"], "uploadMode": "lfs" if binary else "regular", "shouldIgnore": False})
         self._json({"files": modes})
 
-    def lfs_batch(self, p: str = "", repo: str = "") -> None:
+    def lfs_batch(self, repo_type: str, repo: str) -> None:
         self._require_token()
-        self.server.repo("dataset" if p else "model", repo)
-        objects = [
-            {"oid": o["oid"], "size": o["size"]}  # no upload action: the server has it already
-            if o["oid"] in self.server.lfs_objects
-            else {"oid": o["oid"], "size": o["size"], "actions": {"upload": {"href": f"{self.server.url}/__lfs__/{o['oid']}"}}}
-            for o in json.loads(self.body)["objects"]
-        ]
+        self.server.repo(repo_type, repo)
+        objects = json.loads(self.body)["objects"]
+        for obj in objects:  # objects the server has already get no upload action
+            if obj["oid"] not in self.server.lfs_objects:
+                obj["actions"] = {"upload": {"href": f"{self.server.url}/__lfs__/{obj['oid']}"}}
         self._json({"transfer": "basic", "objects": objects})
 
     def lfs_upload(self, sha256: str) -> None:
@@ -241,9 +241,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.lfs_objects[sha256] = self.body
         self._send(b"")
 
-    def commit(self, t: str, repo: str, rev: str) -> None:
+    def commit(self, repo_type: str, repo: str, rev: str) -> None:
         self._require_token()
-        files = dict(self.server.commit(t[:-1], repo, rev))
+        files = dict(self.server.commit(repo_type, repo, rev)[1])
         for line in self.body.decode().splitlines():
             item = json.loads(line)
             key, value = item["key"], item["value"]
@@ -255,31 +255,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 files[value["path"]] = _File(self.server.lfs_objects[value["oid"]], lfs=True)
             elif key != "header":
                 raise HubError(400, f"LocalHubServer does not implement the commit operation {key!r}")
-        oid = self.server.add_commit(self.server.repo(t[:-1], repo), files)
-        url = f"{self.server.repo(t[:-1], repo).url}/commit/{oid}"
+        oid = self.server.add_commit(self.server.repo(repo_type, repo), files)
+        url = f"{self.server.repo(repo_type, repo).url}/commit/{oid}"
         self._json({"success": True, "commitOid": oid, "commitUrl": url, "pullRequestUrl": None})
 
-    def resolve(self, rev: str, path: str, p: str = "", repo: str = "") -> None:
-        repo_type = "dataset" if p else "model"
-        file = self.server.commit(repo_type, repo, rev).get(path)
-        commit_id = self.server.repo(repo_type, repo).head if rev == "main" else rev
-        if file is None:
+    def resolve(self, repo_type: str, repo: str, rev: str, path: str) -> None:
+        oid, files = self.server.commit(repo_type, repo, rev)
+        if path not in files:
             raise HubError(404, f"Entry not found: {path} at {rev}", "EntryNotFound")
-        self._send(file.data, headers={"ETag": f'"{file.sha256}"', "X-Repo-Commit": commit_id})
+        self._send(files[path].data, headers={"ETag": f'"{files[path].sha256}"', "X-Repo-Commit": oid})
 
 
-_REPO = r"(?P<t>models|datasets)/(?P<repo>[^/]+/[^/]+)"  # repos always have a namespace here
+_API_REPO = r"/api/(?P<type>models|datasets)/(?P<repo>[^/]+/[^/]+)"  # repo ids always have a namespace here
+_REPO = r"/(?P<type>datasets/)?(?P<repo>[^/]+/[^/]+)"
 _ROUTES = [
     (("POST",), r"/api/repos/create", _Handler.create_repo),
     (("POST",), r"/api/validate-yaml", _Handler.validate_yaml),
     (("GET",), r"/api/agent-harnesses", _Handler.agent_harnesses),
-    (("GET",), rf"/api/{_REPO}(?:/revision/(?P<rev>[^/]+))?", _Handler.repo_info),
-    (("GET",), rf"/api/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", _Handler.tree),
-    (("POST",), rf"/api/{_REPO}/preupload/(?P<rev>[^/]+)", _Handler.preupload),
-    (("POST",), rf"/api/{_REPO}/commit/(?P<rev>[^/]+)", _Handler.commit),
-    (("POST",), r"/(?P<p>datasets/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", _Handler.lfs_batch),
+    (("GET",), rf"{_API_REPO}(?:/revision/(?P<rev>[^/]+))?", _Handler.repo_info),
+    (("GET",), rf"{_API_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", _Handler.tree),
+    (("POST",), rf"{_API_REPO}/preupload/(?P<rev>[^/]+)", _Handler.preupload),
+    (("POST",), rf"{_API_REPO}/commit/(?P<rev>[^/]+)", _Handler.commit),
+    (("POST",), rf"{_REPO}\.git/info/lfs/objects/batch", _Handler.lfs_batch),
     (("PUT",), r"/__lfs__/(?P<sha256>[0-9a-f]{64})", _Handler.lfs_upload),
-    (("GET", "HEAD"), r"/(?P<p>datasets/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", _Handler.resolve),
+    (("GET", "HEAD"), rf"{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", _Handler.resolve),
 ]
 
 
