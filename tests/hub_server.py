@@ -311,8 +311,7 @@ def local_hub(monkeypatch):
         pytest.fail("huggingface_hub was imported before the hub_server plugin set HF_ENDPOINT (load it from conftest)")
     _server.reset()
     monkeypatch.setenv("HF_TOKEN", _server.token)
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)  # peft reads HF_HUB_OFFLINE from the environment on each call
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # peft reads it from the environment on each call
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # huggingface_hub copied it from the env at import
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)  # so did datasets
     yield _server
