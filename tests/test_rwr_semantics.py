@@ -18,17 +18,20 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 
 
 def config(tmp_path, **kwargs):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, report_to="none", use_cpu=True,
-        learning_rate=1e-2, logging_steps=1, save_strategy="no", seed=0, data_seed=0, disable_tqdm=True,
-    )
+    defaults = {
+        "output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 4, "report_to": "none", "use_cpu": True,
+        "learning_rate": 1e-2, "logging_steps": 1, "save_strategy": "no", "seed": 0, "data_seed": 0,
+        "disable_tqdm": True,
+    }
     return RewardWeightedMultimodalConfig(**{**defaults, **kwargs})
 
 
 def build(tmp_path, rows, seed=0, **kwargs):
     model, tokenizer = tiny_causal_lm(seed=seed)
     args = config(tmp_path, **kwargs)
-    return RewardWeightedMultimodalTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    return RewardWeightedMultimodalTrainer(
+        model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
 
 
 def weights_by_row(trainer, modality):
@@ -57,11 +60,14 @@ def test_large_rewards_over_a_small_beta_train_a_finite_model(tmp_path):
     assert max(trainer.train_dataset["image_weight"]) == pytest.approx(4.0)  # 4 * softmax: the best row has it all
     trainer.train()
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
-    assert math.isfinite(trainer.state.log_history[-1]["train_loss"]) and trainer.state.log_history[-1]["train_loss"] > 0
+    train_loss = trainer.state.log_history[-1]["train_loss"]
+    assert math.isfinite(train_loss) and train_loss > 0
 
 
 # ----- text-only and image-only rows ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("scheme", [dict(reward_weighting="exp", beta=0.3), dict(reward_weighting="filter", filter_top_fraction=0.5)])
+@pytest.mark.parametrize(
+    "scheme", [{"reward_weighting": "exp", "beta": 0.3}, {"reward_weighting": "filter", "filter_top_fraction": 0.5}]
+)
 def test_text_only_rows_take_no_part_in_the_image_weighting(tmp_path, scheme):
     text_only = {1, 2, 5}
     image_weights = []
@@ -87,7 +93,7 @@ def test_text_only_rows_take_no_part_in_the_image_weighting(tmp_path, scheme):
 def test_a_none_reward_is_refused_where_the_row_has_that_modality(tmp_path):
     rows = make_rows(6)
     rows[4]["image_reward"] = None
-    with pytest.raises(ValueError, match=r"row 4, column 'image_reward'.*None marks a row without an image; this row has"):
+    with pytest.raises(ValueError, match=r"row 4, column 'image_reward'.*None marks a row without an image; this row"):
         build(tmp_path, rows)
     rows = make_rows(6)
     rows[3]["text_reward"] = None
@@ -154,16 +160,21 @@ def test_precomputed_weight_columns_are_used_with_none_and_refused_otherwise(tmp
 
 # ----- filter = SFT on the kept samples -------------------------------------------------------------------------------
 def _top_half(rows, column, candidates, groups=2):
-    return {i for g in range(groups) for i in sorted((j for j in candidates if j % groups == g),
-                                                       key=lambda j: -rows[j][column])[: math.ceil(len([j for j in candidates if j % groups == g]) / 2)]}
+    """The rows `filter_top_fraction=0.5` keeps, computed by hand: the best ceil(K/2) of each group."""
+    kept = set()
+    for g in range(groups):
+        members = sorted((j for j in candidates if j % groups == g), key=lambda j: -rows[j][column])
+        kept |= set(members[: math.ceil(len(members) / 2)])
+    return kept
 
 
 def test_filter_is_sft_on_the_kept_images(tmp_path):
     """Filtering images only (text weight 1) must take exactly the same step as SFT on the kept rows' images."""
     rows = make_rows(8, groups=2, seed=5)
     kept = _top_half(rows, "image_reward", range(8))
-    common = dict(per_device_train_batch_size=8, max_steps=1, optim="sgd", learning_rate=1.0, lr_scheduler_type="constant",
-                  max_grad_norm=0.0, text_loss_weight=0.0)
+    common = {"per_device_train_batch_size": 8, "max_steps": 1, "optim": "sgd", "learning_rate": 1.0,
+              "lr_scheduler_type": "constant",
+                  "max_grad_norm": 0.0, "text_loss_weight": 0.0}
     filtered = build(tmp_path / "filter", rows, seed=6, reward_weighting="filter", filter_top_fraction=0.5,
                      text_reward_column=None, **common)
     sft = build(tmp_path / "sft", [rows[i] for i in sorted(kept)], seed=6, reward_weighting="none", **common)
@@ -184,8 +195,8 @@ def test_filter_on_both_modalities_is_sft_on_each_modalitys_kept_samples(tmp_pat
 
     def trainer(subset, **kwargs):
         args = config(tmp_path, **{"text_loss_weight": 0.7, "image_loss_weight": 1.3, **kwargs})
-        return RewardWeightedMultimodalTrainer(model, args=args, train_dataset=Dataset.from_list([rows[i] for i in subset]),
-                                               processing_class=tokenizer)
+        dataset = Dataset.from_list([rows[i] for i in subset])
+        return RewardWeightedMultimodalTrainer(model, args=args, train_dataset=dataset, processing_class=tokenizer)
 
     filtered = full_batch_loss(trainer(range(8), reward_weighting="filter", filter_top_fraction=0.5))
     text_sft = full_batch_loss(trainer(sorted(text_kept), reward_weighting="none", image_loss_weight=0.0))
@@ -210,11 +221,13 @@ def test_sources_are_weighted_separately_and_reported(tmp_path):
     assert logged["weights/targeted/image_mean"] == pytest.approx(1.0) and "weights/broad/text_ess" in logged
     trainer.save_model()
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "Weights per source (`source`" in card and "| targeted | image | 6 |" in card and "| broad | text | 6 |" in card
+    assert "Weights per source (`source`" in card
+    assert "| targeted | image | 6 |" in card and "| broad | text | 6 |" in card
 
     # groups are nested in sources: the same prompt_id in two sources is two groups
     grouped = build(tmp_path / "g", rows, source_column="source", reward_weighting="filter", filter_top_fraction=0.5)
-    assert len(grouped.train_dataset) < 12 and sum(grouped.train_dataset["image_weight"]) == 6  # 1 of 2 per (source, prompt)
+    # 1 kept of each (source, prompt) group of 2
+    assert len(grouped.train_dataset) < 12 and sum(grouped.train_dataset["image_weight"]) == 6
 
     rows[7]["source"] = None
     with pytest.raises(ValueError, match=r"row 7, column 'source': the source id is None"):
@@ -226,7 +239,8 @@ def test_non_finite_weights_are_refused_with_rows_named(tmp_path):
     rows = make_rows(4, groups=1)
     for row, reward in zip(rows, [0.0, 30.0, 100.0, 80.0]):
         row["text_reward"] = row["image_reward"] = reward
-    with pytest.raises(ValueError, match=r"train: 1 of 4 text weights are not finite numbers >= 0 \(row 2: inf\).*beta=0.05"):
+    message = r"train: 1 of 4 text weights are not finite numbers >= 0 \(row 2: inf\).*beta=0.05"
+    with pytest.raises(ValueError, match=message):
         build(tmp_path, rows, beta=0.05, weight_normalization="none", max_weight=None)
 
 
@@ -235,7 +249,8 @@ def test_all_zero_weights_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"train: all 6 image weights are 0 .*filter_threshold=2.0"):
         build(tmp_path, rows, reward_weighting="filter", filter_threshold=2.0, text_reward_column=None)
     # a modality switched off may have zero weights
-    build(tmp_path, rows, reward_weighting="filter", filter_threshold=2.0, text_reward_column=None, image_loss_weight=0.0)
+    build(tmp_path, rows, reward_weighting="filter", filter_threshold=2.0, text_reward_column=None,
+          image_loss_weight=0.0)
 
 
 def test_a_small_effective_sample_size_warns_with_the_number(tmp_path, caplog_hf):
@@ -248,7 +263,8 @@ def test_a_small_effective_sample_size_warns_with_the_number(tmp_path, caplog_hf
     assert "the image weights have an effective sample size" not in caplog_hf.text
     caplog_hf.clear()
     build(tmp_path, rows, beta=0.2, min_effective_sample_size=0.5)  # ... but below 0.5
-    assert (f"train: the image weights have an effective sample size of {ess:.3g} of their 8 rows ({8 * ess:.1f} rows), "
+    assert (f"train: the image weights have an effective sample size of {ess:.3g} of their 8 rows ({8 * ess:.1f} "
+            "rows), "
             "below min_effective_sample_size=0.5") in caplog_hf.text
 
 

@@ -83,7 +83,8 @@ def test_exp_is_computed_in_log_space_and_never_overflows():
     assert w[2] == pytest.approx(4.0) and w.sum() == pytest.approx(4.0)
     assert w[3] == pytest.approx(4 * math.exp(-400.0), rel=1e-9) and w[0] == w[1] == 0.0  # e^-1400 underflows to 0
     np.testing.assert_allclose(w, [0.0, 0.0, 4.0, 7.66e-174], rtol=1e-3)  # the numbers docs/trainer.md quotes
-    group = compute_weights([0.0, 900.0, 5.0, 1000.0], scheme="exp", beta=0.01, groups=[0, 0, 1, 1], normalization="group")
+    group = compute_weights([0.0, 900.0, 5.0, 1000.0], scheme="exp", beta=0.01, groups=[0, 0, 1, 1],
+                            normalization="group")
     np.testing.assert_allclose(group, [0.0, 2.0, 0.0, 2.0])
     # the same numbers as before wherever the old formula did not overflow
     r = np.array([0.1, 0.7, 0.3, 0.9, 0.2])
@@ -100,7 +101,7 @@ def test_exp_with_group_normalisation_equals_softmax():
 
 @pytest.mark.parametrize(
     "scheme, kwargs",
-    [("exp", dict(normalization="group")), ("softmax", {}), ("rank", {}), ("filter", dict(filter_top_fraction=0.5))],
+    [("exp", {"normalization": "group"}), ("softmax", {}), ("rank", {}), ("filter", {"filter_top_fraction": 0.5})],
 )
 def test_constant_groups_get_no_weight_unless_kept(scheme, kwargs):
     r = [0.0, 0.0, 0.0, 0.0, 0.2, 0.9, 0.1, 0.5]  # group 0: four failures; group 1: contrast
@@ -115,7 +116,8 @@ def test_constant_groups_get_no_weight_unless_kept(scheme, kwargs):
 
 def test_constant_groups_do_not_touch_absolute_weightings():
     r, groups = [0.0, 0.0, 1.0, 0.5], [0, 0, 1, 1]
-    np.testing.assert_array_equal(compute_weights(r, scheme="filter", groups=groups, filter_threshold=0.0), [1, 1, 1, 1])
+    threshold_only = compute_weights(r, scheme="filter", groups=groups, filter_threshold=0.0)
+    np.testing.assert_array_equal(threshold_only, [1, 1, 1, 1])
     np.testing.assert_allclose(compute_weights(r, scheme="exp", groups=groups, normalization="mean").mean(), 1.0)
 
 

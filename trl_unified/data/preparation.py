@@ -105,21 +105,13 @@ def _check_weights(w: np.ndarray, rows: np.ndarray, modality: str, split: str, a
         listed = ", ".join(f"row {rows[i]}: {w[i]}" for i in bad[:5])
         raise ValueError(
             f"{split}: {bad.size} of {len(w)} {modality} weights are not finite numbers >= 0 ({listed}) with "
-            f"{_settings(args)}. Raise beta, normalise (weight_normalization='mean') or set max_weight > 0."
+            f"{_settings(args)}. Check the weight column, or raise beta, normalise (weight_normalization='mean') or set "
+            "max_weight > 0."
         )
     if len(w) and getattr(args, f"{modality}_loss_weight") > 0 and not (w > 0).any():
         raise ValueError(
             f"{split}: all {len(w)} {modality} weights are 0 with {_settings(args)}: the {modality} loss would train "
             f"on nothing. Loosen the filter, set keep_constant_groups=True, or set {modality}_loss_weight=0."
-        )
-
-
-def _warn_small_ess(stats: WeightStats, what: str, split: str, args: Any) -> None:
-    if stats.rows and stats.ess < args.min_effective_sample_size:
-        logger.warning(
-            f"{split}: the {what} weights have an effective sample size of {stats.ess:.3g} of their {stats.rows} rows "
-            f"({stats.ess * stats.rows:.1f} rows), below min_effective_sample_size={args.min_effective_sample_size}: "
-            f"a few samples carry that loss ({_settings(args)})."
         )
 
 
@@ -156,13 +148,8 @@ def _pick(keys: list | None, idx: np.ndarray) -> list | None:
 
 
 def _stats(w, rewards, groups, args, what: str, split: str) -> WeightStats:
-    """Statistics of one modality's weights (in one source, or all), logging constant groups and a small ESS."""
-    constant = 0
-    if rewards is not None and _grouped(args):
-        constant, total = count_constant_groups(rewards, groups)
-        if constant:
-            fate = "kept, weight 1 (keep_constant_groups=True)" if args.keep_constant_groups else "weight 0"
-            logger.warning(f"{split}: {constant} of {total} groups have equal {what} rewards (no contrast): {fate}.")
+    """Statistics of one modality's weights (in one source, or all); warns when the effective sample size is small."""
+    constant = count_constant_groups(rewards, groups)[0] if rewards is not None and _grouped(args) else 0
     stats = WeightStats.of(w, constant)
     if stats.rows and stats.ess < args.min_effective_sample_size:
         logger.warning(
@@ -194,6 +181,12 @@ def add_weights(
         # groups are nested in sources: key them by both for the overall count
         keys = row_groups if row_sources is None else list(zip(row_sources, row_groups or row_sources))
         stats[modality] = _stats(w, rewards, keys, args, modality, split)
+        if stats[modality].constant_groups:
+            fate = "kept, weight 1 (keep_constant_groups=True)" if args.keep_constant_groups else "weight 0"
+            logger.warning(
+                f"{split}: {stats[modality].constant_groups} of {count_constant_groups(rewards, keys)[1]} groups have "
+                f"equal {modality} rewards (no contrast): {fate}."
+            )
         for source in dict.fromkeys(row_sources or []):
             mask = np.array([s == source for s in row_sources], dtype=bool)
             by_source.setdefault(str(source), {})[modality] = _stats(
