@@ -78,8 +78,9 @@ class DataCollatorForInterleavedSequences:
         def padded(values: list[list[int]], fill: int) -> torch.Tensor:
             return torch.tensor([v + [fill] * (length - len(v)) for v in values], dtype=torch.long)
 
-        labels, modality = padded([s.labels for s in segments], IGNORE_INDEX), padded([s.modality for s in segments], TEXT)
-        weights = {name: torch.tensor([float(r.get(f"{name}_weight", 1.0)) for r in rows]) for name in ("text", "image")}
+        labels = padded([s.labels for s in segments], IGNORE_INDEX)
+        modality = padded([s.modality for s in segments], TEXT)
+        weights = {m: torch.tensor([float(r.get(f"{m}_weight", 1.0)) for r in rows]) for m in ("text", "image")}
         # A modality with weight 0 is not trained at all: its tokens leave the loss *and* its normaliser, so that
         # zero weights (e.g. `filter`) equal removing those samples (SFT on the kept ones).
         for mod, name in ((TEXT, "text"), (IMAGE, "image")):

@@ -41,9 +41,9 @@ def _check_columns(dataset: Dataset, args: Any, split: str) -> None:
         for name in ("text_weight", "image_weight"):
             if name in columns:
                 raise ValueError(
-                    f"The {split} dataset has a `{name}` column, which reward_weighting={args.reward_weighting!r} would "
-                    "replace by weights computed from the rewards. To train on these precomputed weights as they are, "
-                    "use reward_weighting='none'; otherwise drop or rename the column."
+                    f"The {split} dataset has a `{name}` column, which reward_weighting={args.reward_weighting!r} "
+                    "would replace by weights computed from the rewards. To train on these precomputed weights as they "
+                    "are, use reward_weighting='none'; otherwise drop or rename the column."
                 )
 
 
@@ -56,8 +56,10 @@ def _keys(dataset: Dataset, column: str, rows: np.ndarray, what: str) -> list:
     keys = list(dataset[column])
     for i, key in enumerate(keys):
         if key is None:
-            raise ValueError(f"row {rows[i]}, column {column!r}: the {what} id is None; every row needs one (None would "
-                             f"put unrelated rows into one {what}).")
+            raise ValueError(
+                f"row {rows[i]}, column {column!r}: the {what} id is None; every row needs one (None would put "
+                f"unrelated rows into one {what})."
+            )
     return keys
 
 
@@ -105,8 +107,8 @@ def _check_weights(w: np.ndarray, rows: np.ndarray, modality: str, split: str, a
         listed = ", ".join(f"row {rows[i]}: {w[i]}" for i in bad[:5])
         raise ValueError(
             f"{split}: {bad.size} of {len(w)} {modality} weights are not finite numbers >= 0 ({listed}) with "
-            f"{_settings(args)}. Check the weight column, or raise beta, normalise (weight_normalization='mean') or set "
-            "max_weight > 0."
+            f"{_settings(args)}. Check the weight column, or raise beta, normalise (weight_normalization='mean') or "
+            "set max_weight > 0."
         )
     if len(w) and getattr(args, f"{modality}_loss_weight") > 0 and not (w > 0).any():
         raise ValueError(

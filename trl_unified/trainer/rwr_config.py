@@ -79,20 +79,19 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
     filter_threshold: float | None = field(
         default=None, metadata={"help": "`filter` weighting: keep samples whose reward is at least this (weight 1)."}
     )
-
     keep_constant_groups: bool = field(
         default=False,
         metadata={
             "help": "Group-relative weightings (softmax, rank, exp with group normalisation, filter with a top "
-            "fraction): a group whose rewards are all equal has no contrast and gets weight 0, as in group-relative RL; "
-            "True keeps such groups (weight 1 each). Their number is logged either way."
+            "fraction): a group whose rewards are all equal has no contrast and gets weight 0, as in group-relative "
+            "RL; True keeps such groups (weight 1 each). Their number is logged either way."
         },
     )
     min_effective_sample_size: float = field(
         default=0.1,
         metadata={
-            "help": "Warn when a modality's (or a source's) effective sample size (sum w)^2 / sum w^2, as a fraction of "
-            "its rows, is below this: a few samples would carry the loss. 0 turns the warning off."
+            "help": "Warn when a modality's (or a source's) effective sample size (sum w)^2 / sum w^2, as a fraction "
+            "of its rows, is below this: a few samples would carry the loss. 0 turns the warning off."
         },
     )
 
