@@ -20,7 +20,7 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
     The loss is `text_loss_weight * L_text + image_loss_weight * L_image`, where each `L_m` is the cross-entropy of
     that modality's label tokens, each token weighted by its sample's modality weight, normalised per token (or per
     sequence) over the whole optimizer step. Weights come from the reward columns through `reward_weighting`, once,
-    over the whole training set (see `trl_unified.trainer.weighting`).
+    over the whole training set (see `trl_unified.weighting`).
 
     Every field is parsable from the command line and from a `--config` YAML file (`trl.TrlParser`).
     """
@@ -58,6 +58,14 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
         default="prompt_id",
         metadata={"help": "Column grouping the samples of one prompt (softmax/rank/filter, group normalisation)."},
     )
+    source_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column naming each row's source dataset (e.g. `targeted`, `broad`, `round1`) when several are "
+            "mixed: weights are normalised within each source, groups are taken within sources, and weight "
+            "statistics are logged and carded per source. None: one source."
+        },
+    )
     weight_normalization: str = field(
         default="mean",
         metadata={
@@ -70,6 +78,21 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
     )
     filter_threshold: float | None = field(
         default=None, metadata={"help": "`filter` weighting: keep samples whose reward is at least this (weight 1)."}
+    )
+    keep_constant_groups: bool = field(
+        default=False,
+        metadata={
+            "help": "Group-relative weightings (softmax, rank, exp with group normalisation, filter with a top "
+            "fraction): a group whose rewards are all equal has no contrast and gets weight 0, as in group-relative "
+            "RL; True keeps such groups (weight 1 each). Their number is logged either way."
+        },
+    )
+    min_effective_sample_size: float = field(
+        default=0.1,
+        metadata={
+            "help": "Warn when a modality's (or a source's) effective sample size (sum w)^2 / sum w^2, as a fraction "
+            "of its rows, is below this: a few samples would carry the loss. 0 turns the warning off."
+        },
     )
 
     # ----- loss -----
@@ -125,4 +148,8 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
             raise ValueError("text_loss_weight and image_loss_weight must be >= 0")
         if self.reward_weighting == "filter" and self.filter_top_fraction is None and self.filter_threshold is None:
             raise ValueError("reward_weighting='filter' needs filter_top_fraction and/or filter_threshold")
+        if self.filter_top_fraction is not None and not 0 < self.filter_top_fraction <= 1:
+            raise ValueError(f"filter_top_fraction must be in (0, 1], got {self.filter_top_fraction}")
+        if not 0 <= self.min_effective_sample_size <= 1:
+            raise ValueError(f"min_effective_sample_size is a fraction in [0, 1], got {self.min_effective_sample_size}")
         super().__post_init__()
