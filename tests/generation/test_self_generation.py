@@ -163,6 +163,7 @@ def test_generated_dataset_trains(tiny, tmp_path):
         output_dir=str(tmp_path / "rwr"), per_device_train_batch_size=4, max_steps=2, report_to="none", use_cpu=True,
         save_strategy="no", disable_tqdm=True, logging_steps=1, reward_weighting="softmax",
         weight_normalization="group",
+        keep_constant_groups=True,  # a random model's K samples of a prompt all get the same text reward
     )  # fmt: skip
     trainer = RewardWeightedMultimodalTrainer(student, args=args, train_dataset=train, processing_class=tokenizer)
     before = [p.detach().clone() for p in student.parameters()]

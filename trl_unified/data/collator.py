@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..models.base import IGNORE_INDEX, TEXT, Segment, UnifiedModelAdapter
+from ..models.base import IGNORE_INDEX, IMAGE, TEXT, Segment, UnifiedModelAdapter
 
 
 def _is_integer(value: Any) -> bool:
@@ -25,7 +25,8 @@ class DataCollatorForInterleavedSequences:
 
     A row holds ``prompt_ids`` (or ``prompt``), ``reasoning_ids`` (or ``reasoning``, may be empty), ``image_tokens``
     (the image's codes; absent or ``None`` for a text-only row, which ends with EOS instead) and optionally
-    ``text_weight`` / ``image_weight`` (default 1). The batch holds, right-padded:
+    ``text_weight`` / ``image_weight`` (default 1; a modality with weight 0 is not trained). The batch holds,
+    right-padded:
 
     * ``input_ids``, ``attention_mask``;
     * ``labels``: -100 on the prompt, padding and forced tokens; token ids on text, *codes* on image positions;
@@ -91,11 +92,18 @@ class DataCollatorForInterleavedSequences:
         def padded(values: list[list[int]], fill: int) -> torch.Tensor:
             return torch.tensor([v + [fill] * (length - len(v)) for v in values], dtype=torch.long)
 
+        labels = padded([s.labels for s in segments], IGNORE_INDEX)
+        modality = padded([s.modality for s in segments], TEXT)
+        weights = {m: torch.tensor([float(r.get(f"{m}_weight", 1.0)) for r in rows]) for m in ("text", "image")}
+        # A modality with weight 0 is not trained at all: its tokens leave the loss *and* its normaliser, so that
+        # zero weights (e.g. `filter`) equal removing those samples (SFT on the kept ones).
+        for mod, name in ((TEXT, "text"), (IMAGE, "image")):
+            labels[(modality == mod) & (weights[name] == 0)[:, None]] = IGNORE_INDEX
         return {
             "input_ids": padded([s.input_ids for s in segments], self.adapter.pad_token_id),
             "attention_mask": padded([[1] * len(s) for s in segments], 0),
-            "labels": padded([s.labels for s in segments], IGNORE_INDEX),
-            "modality": padded([s.modality for s in segments], TEXT),
-            "text_weight": torch.tensor([float(r.get("text_weight", 1.0)) for r in rows]),
-            "image_weight": torch.tensor([float(r.get("image_weight", 1.0)) for r in rows]),
+            "labels": labels,
+            "modality": modality,
+            "text_weight": weights["text"],
+            "image_weight": weights["image"],
         }

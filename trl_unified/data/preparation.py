@@ -13,7 +13,7 @@ import numpy as np
 from datasets import Dataset
 from transformers.utils import logging
 
-from ..weighting import WeightStats, compute_weights
+from ..weighting import WeightStats, compute_weights, count_constant_groups, is_group_relative
 from .collator import DataCollatorForInterleavedSequences, _is_integer
 
 logger = logging.get_logger(__name__)
@@ -26,6 +26,8 @@ def _check_columns(dataset: Dataset, args: Any, split: str) -> None:
     columns = set(dataset.column_names)
     if not {"prompt", "prompt_ids"} & columns:
         raise ValueError(f"The {split} dataset needs a `prompt` or `prompt_ids` column; it has {sorted(columns)}.")
+    if args.source_column is not None and args.source_column not in columns:
+        raise ValueError(f"The {split} dataset has no source column {args.source_column!r} (source_column).")
     if args.reward_weighting != "none":
         for option in ("text_reward_column", "image_reward_column"):
             column = getattr(args, option)
@@ -34,24 +36,31 @@ def _check_columns(dataset: Dataset, args: Any, split: str) -> None:
                     f"The {split} dataset has no column {column!r} ({option}); it has {sorted(columns)}. Set {option} "
                     "to an existing column, to None (weight 1), or use reward_weighting='none'."
                 )
-        if args.reward_weighting in ("softmax", "rank", "filter") or args.weight_normalization == "group":
-            if args.group_column is not None and args.group_column not in columns:
-                raise ValueError(f"The {split} dataset has no group column {args.group_column!r} (group_column).")
+        if _grouped(args) and args.group_column is not None and args.group_column not in columns:
+            raise ValueError(f"The {split} dataset has no group column {args.group_column!r} (group_column).")
+        for name in ("text_weight", "image_weight"):
+            if name in columns:
+                raise ValueError(
+                    f"The {split} dataset has a `{name}` column, which reward_weighting={args.reward_weighting!r} "
+                    "would replace by weights computed from the rewards. To train on these precomputed weights as they "
+                    "are, use reward_weighting='none'; otherwise drop or rename the column."
+                )
 
 
 def _drop_failed_rewards(dataset: Dataset, args: Any, split: str) -> Dataset:
-    """``drop_failed_rewards``: drop the rows whose ``reward_failed`` is set or whose used reward is not a finite
-    number, with a logged count (otherwise :func:`_rewards` names the first such row)."""
+    """``drop_failed_rewards``: drop the rows whose ``reward_failed`` is set or whose used reward is NaN, infinite or
+    not a number, with a logged count (otherwise the weighting names the first such row)."""
     if not getattr(args, "drop_failed_rewards", False) or args.reward_weighting == "none":
         return dataset
     columns = [c for c in (args.text_reward_column, args.image_reward_column) if c in dataset.column_names]
     failed = dataset["reward_failed"] if "reward_failed" in dataset.column_names else [False] * len(dataset)
     values = [dataset[c] for c in dict.fromkeys(columns)]
+    # None is not a failure: it marks a row without that modality (see `_numbers`)
     bad = [
         i
         for i in range(len(dataset))
         if failed[i]
-        or any(v[i] is None or not isinstance(v[i], (int, float)) or not math.isfinite(v[i]) for v in values)
+        or any(v[i] is not None and (not isinstance(v[i], (int, float)) or not math.isfinite(v[i])) for v in values)
     ]
     if bad:
         logger.warning(
@@ -86,20 +95,6 @@ def _check_ids(dataset: Dataset, vocab_size: int | None, split: str) -> None:
                     )
 
 
-def _check_weights(dataset: Dataset, args: Any, split: str) -> None:
-    """Every weight finite and >= 0: a non-finite one would make a NaN model (extreme rewards with a tiny beta)."""
-    for modality in ("text", "image"):
-        weights = np.asarray(dataset[f"{modality}_weight"], dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
-        if len(bad):
-            row = dataset[int(bad[0])][ROW_INDEX]
-            raise ValueError(
-                f"{split}: {len(bad)} {modality} weights are not finite numbers >= 0 (first: row {row}, weight "
-                f"{weights[bad[0]]!r}) with reward_weighting={args.reward_weighting!r}, beta={args.beta!r}; the rewards "
-                f"are too far apart for this beta (raise beta, or rescale the rewards)."
-            )
-
-
 def _vocab_size(model: Any) -> int | None:
     from ..models.base import unwrap_model
 
@@ -107,41 +102,160 @@ def _vocab_size(model: Any) -> int | None:
     return getattr(embeddings, "num_embeddings", None)
 
 
-def _rewards(dataset: Dataset, column: str) -> np.ndarray:
-    values = dataset[column]
-    for i, value in enumerate(values):
-        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
-            hint = " (self-generated rows whose reward failed are marked `reward_failed`: filter them out)"
-            raise ValueError(f"row {i}, column {column!r}: reward must be a finite number, got {value!r}" + hint)
-    return np.asarray(values, dtype=np.float64)
+def _grouped(args: Any) -> bool:
+    return is_group_relative(args.reward_weighting, args.weight_normalization, args.filter_top_fraction)
 
 
-def add_weights(dataset: Dataset, args: Any) -> tuple[Dataset, dict[str, WeightStats]]:
-    """Add ``text_weight``/``image_weight`` columns computed over the whole dataset; returns their statistics."""
-    groups = dataset[args.group_column] if args.group_column in dataset.column_names else None
-    weights, stats = {}, {}
-    for modality, column in (("text", args.text_reward_column), ("image", args.image_reward_column)):
-        if args.reward_weighting == "none" or column is None:
-            w = np.ones(len(dataset))
-        else:
-            w = compute_weights(
-                _rewards(dataset, column),
-                scheme=args.reward_weighting,
-                beta=args.beta,
-                groups=groups,
-                normalization=args.weight_normalization,
-                max_weight=args.max_weight,
-                filter_top_fraction=args.filter_top_fraction,
-                filter_threshold=args.filter_threshold,
+def _keys(dataset: Dataset, column: str, rows: np.ndarray, what: str) -> list:
+    """Group or source ids; None is refused (it would silently pool unrelated rows)."""
+    keys = list(dataset[column])
+    for i, key in enumerate(keys):
+        if key is None:
+            raise ValueError(
+                f"row {rows[i]}, column {column!r}: the {what} id is None; every row needs one (None would put "
+                f"unrelated rows into one {what})."
             )
-        weights[modality] = w
-        stats[modality] = WeightStats.of(w)
-    for modality, w in weights.items():
-        name = f"{modality}_weight"
-        if name in dataset.column_names:
-            dataset = dataset.remove_columns(name)
-        dataset = dataset.add_column(name, w.tolist())
-    return dataset, stats
+    return keys
+
+
+def _has_image(dataset: Dataset) -> np.ndarray:
+    """Rows with an image, as the collator sees them (`image_tokens` if that column exists, else `image`)."""
+    column = next((c for c in ("image_tokens", "image") if c in dataset.column_names), None)
+    if column is None:
+        return np.zeros(len(dataset), dtype=bool)
+    return ~dataset.with_format("arrow")[column].is_null().to_numpy(zero_copy_only=False)  # no image decoding
+
+
+def _has_reasoning(dataset: Dataset) -> np.ndarray:
+    n, columns = len(dataset), dataset.column_names
+    ids = dataset["reasoning_ids"] if "reasoning_ids" in columns else [None] * n
+    text = dataset["reasoning"] if "reasoning" in columns else [None] * n
+    return np.array([bool(i) if i is not None else bool(t) for i, t in zip(ids, text)], dtype=bool)
+
+
+def _numbers(dataset, column, rows, *, required, allowed, needs: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A reward or weight column: a finite number where ``required``, None or a number where ``allowed``, ignored
+    elsewhere. Returns the values and the rows that have one (the rows that take part in this modality)."""
+    values, present = np.full(len(dataset), np.nan), np.zeros(len(dataset), dtype=bool)
+    for i, value in enumerate(dataset[column]):
+        if not allowed[i] or (value is None and not required[i]):
+            continue
+        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+            hint = f" (None marks a row without {needs}; this row has {needs})" if value is None else ""
+            if what == "reward":
+                hint += " (self-generated rows whose reward failed are marked `reward_failed`: filter them out)"
+            raise ValueError(f"row {rows[i]}, column {column!r}: {what} must be a finite number, got {value!r}" + hint)
+        values[i], present[i] = value, True
+    return values, present
+
+
+def _settings(args: Any) -> str:
+    names = ("reward_weighting", "beta", "weight_normalization", "max_weight", "filter_top_fraction",
+             "filter_threshold", "keep_constant_groups")
+    return ", ".join(f"{name}={getattr(args, name)!r}" for name in names)
+
+
+def _check_weights(w: np.ndarray, rows: np.ndarray, modality: str, split: str, args: Any) -> None:
+    """Refuse weights that would silently train a broken model (NaN) or nothing at all."""
+    bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
+    if bad.size:
+        listed = ", ".join(f"row {rows[i]}: {w[i]}" for i in bad[:5])
+        raise ValueError(
+            f"{split}: {bad.size} of {len(w)} {modality} weights are not finite numbers >= 0 ({listed}) with "
+            f"{_settings(args)}. Check the weight column, or raise beta, normalise (weight_normalization='mean') or "
+            "set max_weight > 0."
+        )
+    if len(w) and getattr(args, f"{modality}_loss_weight") > 0 and not (w > 0).any():
+        raise ValueError(
+            f"{split}: all {len(w)} {modality} weights are 0 with {_settings(args)}: the {modality} loss would train "
+            f"on nothing. Loosen the filter, set keep_constant_groups=True, or set {modality}_loss_weight=0."
+        )
+
+
+def _modality_weights(dataset, args, modality, rows, groups, sources, has_reasoning, has_image):
+    """One modality's weights over the rows that take part in it: (their positions, weights, rewards or None).
+
+    Text: every row has text targets (at least its begin-of-image or EOS), but a row without reasoning may carry a
+    None reward, which leaves it out of the text weighting. Image: only the rows with an image take part."""
+    everything = np.ones(len(dataset), dtype=bool)
+    required, allowed, needs = (
+        (has_reasoning, everything, "reasoning") if modality == "text" else (has_image, has_image, "an image")
+    )
+    reward_column, weight_column = getattr(args, f"{modality}_reward_column"), f"{modality}_weight"
+    if args.reward_weighting == "none" and weight_column in dataset.column_names:  # precomputed, used as given
+        values, present = _numbers(dataset, weight_column, rows, required=required, allowed=allowed, needs=needs,
+                                   what="weight")
+        return np.flatnonzero(present), values[present], None
+    if args.reward_weighting == "none" or reward_column is None:
+        return np.flatnonzero(allowed), np.ones(int(allowed.sum())), None
+    rewards, present = _numbers(dataset, reward_column, rows, required=required, allowed=allowed, needs=needs,
+                                what="reward")
+    idx = np.flatnonzero(present)
+    w = compute_weights(
+        rewards[idx], scheme=args.reward_weighting, beta=args.beta, groups=_pick(groups, idx),
+        sources=_pick(sources, idx), normalization=args.weight_normalization, max_weight=args.max_weight,
+        filter_top_fraction=args.filter_top_fraction, filter_threshold=args.filter_threshold,
+        keep_constant_groups=args.keep_constant_groups,
+    )
+    return idx, w, rewards[idx]
+
+
+def _pick(keys: list | None, idx: np.ndarray) -> list | None:
+    return None if keys is None else [keys[i] for i in idx]
+
+
+def _stats(w, rewards, groups, args, what: str, split: str) -> WeightStats:
+    """Statistics of one modality's weights (in one source, or all); warns when the effective sample size is small."""
+    constant = count_constant_groups(rewards, groups)[0] if rewards is not None and _grouped(args) else 0
+    stats = WeightStats.of(w, constant)
+    if stats.rows and stats.ess < args.min_effective_sample_size:
+        logger.warning(
+            f"{split}: the {what} weights have an effective sample size of {stats.ess:.3g} of their {stats.rows} rows "
+            f"({stats.ess * stats.rows:.1f} rows), below min_effective_sample_size={args.min_effective_sample_size}: "
+            f"a few samples carry that loss ({_settings(args)})."
+        )
+    return stats
+
+
+def add_weights(
+    dataset: Dataset, args: Any, split: str = "train"
+) -> tuple[Dataset, dict[str, WeightStats], dict[str, dict[str, WeightStats]]]:
+    """Add ``text_weight``/``image_weight`` columns computed over the whole dataset (0 where a row lacks that
+    modality); returns their statistics overall and per source (``{source: {modality: stats}}``, empty without
+    ``source_column``). Non-finite, negative or all-zero weights are errors; a small effective sample size warns."""
+    n, columns = len(dataset), dataset.column_names
+    rows = np.asarray(dataset[ROW_INDEX]) if ROW_INDEX in columns else np.arange(n)
+    sources = _keys(dataset, args.source_column, rows, "source") if args.source_column is not None else None
+    use_groups = args.reward_weighting != "none" and _grouped(args) and args.group_column in columns
+    groups = _keys(dataset, args.group_column, rows, "group") if use_groups else None
+    has_reasoning, has_image = _has_reasoning(dataset), _has_image(dataset)
+
+    stats, by_source = {}, {}
+    for modality in ("text", "image"):
+        idx, w, rewards = _modality_weights(dataset, args, modality, rows, groups, sources, has_reasoning, has_image)
+        _check_weights(w, rows[idx], modality, split, args)
+        row_groups, row_sources = _pick(groups, idx), _pick(sources, idx)
+        # groups are nested in sources: key them by both for the overall count
+        keys = row_groups if row_sources is None else list(zip(row_sources, row_groups or row_sources))
+        stats[modality] = _stats(w, rewards, keys, args, modality, split)
+        if stats[modality].constant_groups:
+            fate = "kept, weight 1 (keep_constant_groups=True)" if args.keep_constant_groups else "weight 0"
+            logger.warning(
+                f"{split}: {stats[modality].constant_groups} of {count_constant_groups(rewards, keys)[1]} groups have "
+                f"equal {modality} rewards (no contrast): {fate}."
+            )
+        for source in dict.fromkeys(row_sources or []):
+            mask = np.array([s == source for s in row_sources], dtype=bool)
+            by_source.setdefault(str(source), {})[modality] = _stats(
+                w[mask], None if rewards is None else rewards[mask], _pick(row_groups, np.flatnonzero(mask)), args,
+                f"{modality} (source {source!r})", split,
+            )
+        full = np.zeros(n)
+        full[idx] = w
+        if f"{modality}_weight" in dataset.column_names:
+            dataset = dataset.remove_columns(f"{modality}_weight")
+        dataset = dataset.add_column(f"{modality}_weight", full.tolist())
+    return dataset, stats, by_source
 
 
 def prepare_dataset(
@@ -151,8 +265,9 @@ def prepare_dataset(
     collator: DataCollatorForInterleavedSequences,
     model: Any,
     split: str = "train",
-) -> tuple[Dataset, dict[str, WeightStats]]:
-    """Validate, weight, tokenize and check every row; returns the prepared dataset and the weight statistics."""
+) -> tuple[Dataset, dict[str, WeightStats], dict[str, dict[str, WeightStats]]]:
+    """Validate, weight, tokenize and check every row; returns the prepared dataset and the weight statistics
+    (overall, and per source)."""
     adapter = collator.adapter
     if len(dataset) == 0:
         raise ValueError(f"The {split} dataset has no rows.")
@@ -160,13 +275,14 @@ def prepare_dataset(
     if ROW_INDEX not in dataset.column_names:
         dataset = dataset.add_column(ROW_INDEX, list(range(len(dataset))))
     dataset = _drop_failed_rewards(dataset, args, split)
-    dataset, stats = add_weights(dataset, args)
-    _check_weights(dataset, args, split)
+    dataset, stats, source_stats = add_weights(dataset, args, split)
 
+    # A row's weight is 0 in a modality it lacks, so this drops the rows with weight 0 in every modality they have.
+    # (The collator also keeps a weight-0 modality of a kept row out of the loss and of its normaliser.)
     dead = [i for i, (t, m) in enumerate(zip(dataset["text_weight"], dataset["image_weight"])) if t == 0 and m == 0]
     if dead:
         logger.warning(
-            f"{split}: dropping {len(dead)} of {len(dataset)} rows whose text and image weights are both 0 "
+            f"{split}: dropping {len(dead)} of {len(dataset)} rows whose weights are 0 in every modality they have "
             f"({args.reward_weighting} weighting); they would add nothing to the loss."
         )
         keep = sorted(set(range(len(dataset))) - set(dead))
@@ -223,4 +339,4 @@ def prepare_dataset(
     if truncated:
         logger.warning(f"{split}: the reasoning of {truncated} rows was truncated to fit max_length={args.max_length}.")
     # Only what the collator reads travels to the dataloader (no image decoding per step).
-    return dataset.select_columns([c for c in COLLATOR_COLUMNS if c in dataset.column_names]), stats
+    return dataset.select_columns([c for c in COLLATOR_COLUMNS if c in dataset.column_names]), stats, source_stats

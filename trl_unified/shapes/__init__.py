@@ -1,4 +1,4 @@
-"""The shapes world: a tiny, exactly checkable text-to-image world (spec: SHAPES_WORLD.md v1).
+"""The shapes world: a tiny, exactly checkable text-to-image world (specified in docs/shapes_world.md).
 
 Prompts name coloured dots, squares and bars with counts and positions; images are 8x8 grids of palette cells
 (64 image tokens); a verifier says whether an image shows exactly what the prompt asks. Everything needed to

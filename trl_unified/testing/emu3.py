@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     Emu3Config,
     Emu3ForConditionalGeneration,
@@ -35,6 +34,8 @@ from transformers import (
     Emu3Processor,
     PreTrainedTokenizerFast,
 )
+
+from .tokenizers import byte_level_tokenizer
 
 PAD, BOS, EOS = "<|endoftext|>", "<|extra_203|>", "<|extra_204|>"
 IMAGE_TOKEN, EOL, EOF = "<image>", "<|extra_200|>", "<|extra_201|>"
@@ -54,19 +55,13 @@ def visual_token(code: int) -> str:
 
 def tiny_emu3_tokenizer(codebook_size: int = CODEBOOK_SIZE) -> PreTrainedTokenizerFast:
     """Byte-level BPE without merges (every text is encodable) plus Emu3's special and visual tokens; no BOS added."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={symbol: i for i, symbol in enumerate(alphabet)}, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
     specials = [PAD, "<|extra_0|>", IMAGE_TOKEN, EOL, EOF, BOS, EOS, BOI, EOI, IMAGE_WRAPPER]
-    backend.add_special_tokens(specials + [visual_token(i) for i in range(codebook_size)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        padding_side="left",
-        extra_special_tokens={
+    return byte_level_tokenizer(
+        specials + [visual_token(i) for i in range(codebook_size)],
+        bos=BOS,
+        eos=EOS,
+        pad=PAD,
+        named_tokens={
             "image_token": IMAGE_TOKEN,
             "boi_token": BOI,
             "eoi_token": EOI,

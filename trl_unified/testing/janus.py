@@ -41,7 +41,6 @@ Everything round-trips through ``save_pretrained``/``from_pretrained``.
 from __future__ import annotations
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     GenerationConfig,
     JanusConfig,
@@ -51,6 +50,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 from transformers.utils import is_torchvision_available
+
+from .tokenizers import byte_level_tokenizer
 
 BOS, EOS, PAD = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>"
 IMAGE_TOKEN, BOI, EOI = "<image_placeholder>", "<begin_of_image>", "<end_of_image>"
@@ -63,24 +64,13 @@ NUM_IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
 
 def tiny_janus_tokenizer() -> PreTrainedTokenizerFast:
     """Byte-level BPE without merges (every text is encodable) plus Janus's special tokens; BOS is prepended."""
-    byte_to_unicode = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {symbol: i for i, symbol in enumerate(sorted(byte_to_unicode))}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
-    specials = [BOS, EOS, PAD, IMAGE_TOKEN, BOI, EOI]
-    backend.add_special_tokens(specials)
-    bos_id = backend.token_to_id(BOS)
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        padding_side="left",
-        extra_special_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI, "eoi_token": EOI},
+    return byte_level_tokenizer(
+        [BOS, EOS, PAD, IMAGE_TOKEN, BOI, EOI],
+        bos=BOS,
+        eos=EOS,
+        pad=PAD,
+        prepend_bos=True,
+        named_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI, "eoi_token": EOI},
     )
 
 

@@ -41,6 +41,9 @@ def write_model_card(path: str, *, trainer: Any, model_name: str, dataset_name: 
         weight_stats=trainer.weight_stats,
         effective_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
         versions=package_versions(),
+        # issue #10: per-source weight statistics (empty unless `source_column` is set)
+        source_column=args.source_column,
+        source_weight_stats=getattr(trainer, "source_weight_stats", {}),
         **{
             key: getattr(args, key)
             for key in (

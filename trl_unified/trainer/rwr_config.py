@@ -50,12 +50,18 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
             Clip every weight at this value after normalisation (finite, > 0; `None`: no clipping).
         group_column (`str`, *optional*, defaults to `"prompt_id"`):
             Column grouping the samples of one prompt.
+        source_column (`str`, *optional*):
+            Column naming each row's source dataset when several are mixed (weights normalised within each source).
         weight_normalization (`str`, *optional*, defaults to `"mean"`):
             `mean`, `group` or `none`.
         filter_top_fraction (`float`, *optional*):
             `filter` weighting: keep this top fraction of each group (in (0, 1]).
         filter_threshold (`float`, *optional*):
             `filter` weighting: keep samples whose reward is at least this (finite).
+        keep_constant_groups (`bool`, *optional*, defaults to `False`):
+            Group-relative weightings: keep a group whose rewards are all equal (weight 1 each) instead of weight 0.
+        min_effective_sample_size (`float`, *optional*, defaults to `0.1`):
+            Warn when a modality's effective sample size, as a fraction of its rows, is below this (in [0, 1]).
         drop_failed_rewards (`bool`, *optional*, defaults to `False`):
             Drop rows whose `reward_failed` is set or whose used reward is missing or not finite (logged count);
             otherwise such a row is an error naming it.
@@ -125,6 +131,14 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
         default="prompt_id",
         metadata={"help": "Column grouping the samples of one prompt (softmax/rank/filter, group normalisation)."},
     )
+    source_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column naming each row's source dataset (e.g. `targeted`, `broad`, `round1`) when several are "
+            "mixed: weights are normalised within each source, groups are taken within sources, and weight "
+            "statistics are logged and carded per source. None: one source."
+        },
+    )
     weight_normalization: str = field(
         default="mean",
         metadata={
@@ -137,6 +151,21 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
     )
     filter_threshold: float | None = field(
         default=None, metadata={"help": "`filter` weighting: keep samples whose reward is at least this (weight 1)."}
+    )
+    keep_constant_groups: bool = field(
+        default=False,
+        metadata={
+            "help": "Group-relative weightings (softmax, rank, exp with group normalisation, filter with a top "
+            "fraction): a group whose rewards are all equal has no contrast and gets weight 0, as in group-relative "
+            "RL; True keeps such groups (weight 1 each). Their number is logged either way."
+        },
+    )
+    min_effective_sample_size: float = field(
+        default=0.1,
+        metadata={
+            "help": "Warn when a modality's (or a source's) effective sample size (sum w)^2 / sum w^2, as a fraction "
+            "of its rows, is below this: a few samples would carry the loss. 0 turns the warning off."
+        },
     )
 
     drop_failed_rewards: bool = field(
@@ -248,7 +277,10 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         finite("learning_rate", 0)
         finite("num_train_epochs", 0)
-        for name in ("text_reward_column", "image_reward_column", "group_column"):
+        for name in ("text_reward_column", "image_reward_column", "group_column", "source_column"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"{name} must be a column name (or None), got {value!r}")
+        finite("min_effective_sample_size", 0)
+        if self.min_effective_sample_size > 1:
+            raise ValueError(f"min_effective_sample_size is a fraction in [0, 1], got {self.min_effective_sample_size}")

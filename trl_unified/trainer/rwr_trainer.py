@@ -86,8 +86,11 @@ class RewardWeightedMultimodalTrainer(Trainer):
             self.adapter, max_length=args.max_length, truncate_reasoning=args.truncate_reasoning
         )
         self.weight_stats: dict[str, WeightStats] = {}
+        self.source_weight_stats: dict[str, dict[str, WeightStats]] = {}  # {source: {modality: stats}}
         if train_dataset is not None:
-            train_dataset, self.weight_stats = prepare_dataset(train_dataset, args=args, collator=collator, model=model)
+            train_dataset, self.weight_stats, self.source_weight_stats = prepare_dataset(
+                train_dataset, args=args, collator=collator, model=model
+            )
             for name, stats in self.weight_stats.items():
                 logger.info(f"{name} weights ({args.reward_weighting}): {stats}")
         if isinstance(eval_dataset, dict):
@@ -96,7 +99,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
                 for key, ds in eval_dataset.items()
             }
         elif eval_dataset is not None:
-            eval_dataset, _ = prepare_dataset(eval_dataset, args=args, collator=collator, model=model, split="eval")
+            eval_dataset = prepare_dataset(eval_dataset, args=args, collator=collator, model=model, split="eval")[0]
 
         super().__init__(
             model=model,
@@ -187,6 +190,10 @@ class RewardWeightedMultimodalTrainer(Trainer):
             for name, stats in self.weight_stats.items():
                 for field, value in vars(stats).items():
                     logs[f"weights/{name}_{field}"] = value
+            for source, by_modality in self.source_weight_stats.items():
+                for name, stats in by_modality.items():
+                    for field, value in vars(stats).items():
+                        logs[f"weights/{source}/{name}_{field}"] = value
             self._pending_weight_logs = False
         super().log(logs, start_time)
         self._metrics[mode].clear()
