@@ -31,8 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     run(config)
 
 
-def check_before_loading(config) -> None:
-    """What can be checked without the model: required options, rewards, the output folder, the prompts."""
+def check_before_loading(config, is_main: bool = True) -> None:
+    """What can be checked without the model: required options, rewards, the output folder, the prompts.
+
+    The lock is looked at by the main process only: under a launcher, another rank may already hold it for this run.
+    """
     from ..generation.prompts import prepare_prompts
     from ..generation.run_state import check_lock, check_output_dir
 
@@ -45,7 +48,8 @@ def check_before_loading(config) -> None:
             "(their text_reward and image_reward would be 0.0)"
         )
     check_output_dir(Path(config.output_dir))
-    check_lock(Path(config.output_dir))
+    if is_main:
+        check_lock(Path(config.output_dir))
     table = prepare_prompts(
         config.prompts,
         prompt_column=config.prompt_column,
@@ -89,9 +93,8 @@ def run(config):
     from ..generation.statistics import generation_statistics
     from ..models.registry import load_pretrained
 
-    check_before_loading(config)
-
     processes = Processes()  # sets up the process group under torchrun/accelerate before the model is placed
+    check_before_loading(config, processes.is_main)
     if processes.state is not None:
         device = processes.state.device
     elif torch.cuda.is_available():
