@@ -32,6 +32,11 @@ def _self_generation_run(path: Path, run: dict, allow_incomplete: bool) -> Datas
     shards = sorted((path / SHARDS_DIR).glob(f"shard-*-of-{num_shards:05d}.parquet"))
     finished = [shard for shard in shards if recorded_checksum(shard, run) == file_digest(shard)]
     missing = num_shards - len(finished)
+    if not allow_incomplete and missing == 0:
+        raise ValueError(
+            f"{path} holds a self-generation run whose {num_shards} shards are all there but not assembled into a "
+            "dataset; rerun `trl-unified generate` with the same arguments to assemble it (nothing is generated again)."
+        )
     if not allow_incomplete:
         raise ValueError(
             f"{path} holds an unfinished self-generation run: {missing} of {num_shards} shards missing "
