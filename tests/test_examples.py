@@ -94,3 +94,82 @@ def test_rwr_self_generated_loop_pushes_dataset_and_adapter(family, config, chec
     pushed, saved = lora_state(reloaded), lora_state(local)
     for key in saved:
         torch.testing.assert_close(pushed[key], saved[key])
+
+
+def caption_folder(path: Path, n: int = 4) -> Path:
+    """An image-caption dataset as users have them: a folder with a Parquet file of `image` and `text` columns."""
+    from trl_unified.testing.judges import random_images
+
+    path.mkdir()
+    captions = ["a red circle", "two blue squares", "a green triangle above a dot", "three red dots"]
+    rows = {"image": random_images(n, seed=1), "text": captions[:n]}
+    Dataset.from_dict(rows).cast_column("image", Image()).to_parquet(str(path / "train.parquet"))
+    return path
+
+
+def test_sft_image_generation_encodes_images_and_trains_on_their_codes(checkpoints, tmp_path, monkeypatch):
+    output_dir = tmp_path / "sft"
+    argv = [
+        "--config", str(EXAMPLES / "configs" / "sft_janus_pro_1b.yaml"),
+        "--model_name_or_path", str(checkpoints / "janus"), "--dataset_name", str(caption_folder(tmp_path / "data")),
+        "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "1e-2",
+        *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
+    ]
+    run_script("sft_image_generation.py", argv, monkeypatch)
+
+    logs = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    image_losses = [entry["loss/image"] for entry in logs if "loss/image" in entry]
+    assert len(image_losses) == 2 and all(loss > 0 for loss in image_losses)  # the codes of the images were learned
+    assert all(entry.get("weights/image_mean", 1.0) == 1.0 for entry in logs)  # plain SFT: every weight is 1
+    from transformers import AutoModelForImageTextToText
+
+    adapter = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(str(checkpoints / "janus")), str(output_dir))
+    assert any(v.abs().max() > 0 for k, v in lora_state(adapter).items() if "lora_B" in k)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_deepspeed_zero2_launch_with_the_shipped_config(tmp_path):
+    """`accelerate launch --config_file examples/accelerate_configs/deepspeed_zero2.yaml --num_processes 2`, on CPU
+    (`--use_cpu true`; ZeRO on CPU runs over gloo), SFT of the shapes base model on captioned shapes images."""
+    import random
+
+    from trl_unified.shapes import generate_prompts, random_scene_for, render_image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    prompts, rng = generate_prompts(4, seed=0, as_text=True), random.Random(0)
+    rows = {"image": [render_image(random_scene_for(p, rng)) for p in prompts], "text": prompts}
+    Dataset.from_dict(rows).cast_column("image", Image()).to_parquet(str(data / "train.parquet"))
+    config = EXAMPLES / "accelerate_configs" / "deepspeed_zero2.yaml"
+    assert yaml.safe_load(config.read_text())["deepspeed_config"]["zero_stage"] == 2
+
+    output_dir = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_processes", "2",
+        "--main_process_port", str(free_port()), "--mixed_precision", "no",
+        str(SCRIPTS / "sft_image_generation.py"),
+        "--model_name_or_path", str(ROOT / "trl_unified" / "shapes" / "base_model"), "--dataset_name", str(data),
+        "--output_dir", str(output_dir), "--max_length", "128", "--per_device_train_batch_size", "1",
+        *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    # Two DeepSpeed ranks really ran: one ZeRO-2 optimizer partition each, every parameter group split in 2.
+    step = output_dir / "checkpoint-2" / "global_step2"
+    partitions = sorted(path.name for path in step.glob("zero_pp_rank_*_optim_states.pt"))
+    assert partitions == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    state = torch.load(step / partitions[1], map_location="cpu", weights_only=False)
+    assert int(state["optimizer_state_dict"]["zero_stage"]) == 2
+    assert set(state["optimizer_state_dict"]["partition_count"]) == {2}
+    logs = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    assert len([entry for entry in logs if "loss/image" in entry]) == 2
+    assert (output_dir / "model.safetensors").exists()
