@@ -135,44 +135,69 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_deepspeed_zero2_launch_with_the_shipped_config(tmp_path):
-    """`accelerate launch --config_file examples/accelerate_configs/deepspeed_zero2.yaml --num_processes 2`, on CPU
-    (`--use_cpu true`; ZeRO on CPU runs over gloo), SFT of the shapes base model on captioned shapes images."""
-    import random
-
-    from trl_unified.shapes import generate_prompts, random_scene_for, render_image
-
-    data = tmp_path / "data"
-    data.mkdir()
-    prompts, rng = generate_prompts(4, seed=0, as_text=True), random.Random(0)
-    rows = {"image": [render_image(random_scene_for(p, rng)) for p in prompts], "text": prompts}
-    Dataset.from_dict(rows).cast_column("image", Image()).to_parquet(str(data / "train.parquet"))
-    config = EXAMPLES / "accelerate_configs" / "deepspeed_zero2.yaml"
-    assert yaml.safe_load(config.read_text())["deepspeed_config"]["zero_stage"] == 2
-
-    output_dir = tmp_path / "out"
+def launch_two_processes(accelerate_config: str, script: str, argv: list[str]) -> None:
+    """`accelerate launch --config_file examples/accelerate_configs/<config> --num_processes 2 <script> ...` on CPU:
+    `--use_cpu true` in the training options (ZeRO on CPU runs over gloo), one thread per process."""
+    config = EXAMPLES / "accelerate_configs" / accelerate_config
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_processes", "2",
-        "--main_process_port", str(free_port()), "--mixed_precision", "no",
-        str(SCRIPTS / "sft_image_generation.py"),
-        "--model_name_or_path", str(ROOT / "trl_unified" / "shapes" / "base_model"), "--dataset_name", str(data),
-        "--output_dir", str(output_dir), "--max_length", "128", "--per_device_train_batch_size", "1",
-        *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
+        "--main_process_port", str(free_port()), "--mixed_precision", "no", str(SCRIPTS / script), *argv,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
-    # Two DeepSpeed ranks really ran: one ZeRO-2 optimizer partition each, every parameter group split in 2.
+
+def assert_two_zero2_ranks(output_dir: Path) -> None:
+    """Two DeepSpeed ranks really trained: one ZeRO-2 optimizer partition each, every parameter group split in 2."""
     step = output_dir / "checkpoint-2" / "global_step2"
     partitions = sorted(path.name for path in step.glob("zero_pp_rank_*_optim_states.pt"))
     assert partitions == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
     state = torch.load(step / partitions[1], map_location="cpu", weights_only=False)
     assert int(state["optimizer_state_dict"]["zero_stage"]) == 2
     assert set(state["optimizer_state_dict"]["partition_count"]) == {2}
+
+
+def test_two_process_deepspeed_zero2_sft_launch(tmp_path):
+    """SFT of the shapes base model (the generic causal-LM family) on captioned shapes images, 2 ZeRO-2 processes."""
+    import random
+
+    from trl_unified.shapes import generate_prompts, random_scene_for, render_image
+
+    assert yaml.safe_load((EXAMPLES / "accelerate_configs" / "deepspeed_zero2.yaml").read_text())["deepspeed_config"][
+        "zero_stage"
+    ] == 2
+    data = tmp_path / "data"
+    data.mkdir()
+    prompts, rng = generate_prompts(4, seed=0, as_text=True), random.Random(0)
+    rows = {"image": [render_image(random_scene_for(p, rng)) for p in prompts], "text": prompts}
+    Dataset.from_dict(rows).cast_column("image", Image()).to_parquet(str(data / "train.parquet"))
+    output_dir = tmp_path / "out"
+    launch_two_processes("deepspeed_zero2.yaml", "sft_image_generation.py", [
+        "--model_name_or_path", str(ROOT / "trl_unified" / "shapes" / "base_model"), "--dataset_name", str(data),
+        "--output_dir", str(output_dir), "--max_length", "128", "--per_device_train_batch_size", "1",
+        *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
+    ])
+    assert_two_zero2_ranks(output_dir)
     logs = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     assert len([entry for entry in logs if "loss/image" in entry]) == 2
     assert (output_dir / "model.safetensors").exists()
+
+
+def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
+    """The whole loop on a tiny Janus with 2 ZeRO-2 processes: they share the prompts' shards, then train LoRA."""
+    output_dir = tmp_path / "run"
+    launch_two_processes("deepspeed_zero2.yaml", "rwr_self_generated.py", [
+        "--config", str(EXAMPLES / "configs" / "janus_pro_1b.yaml"), "--model_name_or_path", str(checkpoints / "janus"),
+        "--prompts", str(checkpoints / "prompts.txt"), "--num_samples", "2", "--max_text_tokens", "4",
+        "--image_rewards", f"vqascore:{checkpoints / 'judge'}", "--generation_kwargs", '{"shard_size": 1, "progress": false}',
+        "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING,
+        "--save_strategy", "steps", "--save_steps", "2",
+    ])
+    samples = load_from_disk(str(tmp_path / "run-samples"))
+    assert len(samples) == 6 and len(list((tmp_path / "run-samples" / "shards").iterdir())) == 3
+    assert_two_zero2_ranks(output_dir)
+    assert (output_dir / "adapter_model.safetensors").exists()
 
 
 def test_estimate_memory_counts_the_model_and_applies_deepspeeds_formulas(checkpoints, monkeypatch, capsys):
