@@ -51,6 +51,26 @@ def checkpoints(tmp_path_factory):
     return root
 
 
+@pytest.mark.parametrize(
+    "name, distributed_type, zero",
+    [
+        ("single_gpu.yaml", "NO", None),
+        ("multi_gpu.yaml", "MULTI_GPU", None),
+        ("deepspeed_zero2.yaml", "DEEPSPEED", {"zero_stage": 2, "offload_param_device": "none"}),
+        ("deepspeed_zero3.yaml", "DEEPSPEED", {"zero_stage": 3, "zero3_init_flag": True}),
+        ("deepspeed_zero3_offload.yaml", "DEEPSPEED", {"zero_stage": 3, "offload_param_device": "cpu"}),
+    ],
+)
+def test_launch_configs_load_in_accelerate_and_have_a_launch_line(name, distributed_type, zero):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(EXAMPLES / "accelerate_configs" / name))
+    assert config.distributed_type.value == distributed_type
+    for key, value in (zero or {}).items():
+        assert config.deepspeed_config[key] == value
+    assert f"accelerate launch --config_file examples/accelerate_configs/{name}" in (EXAMPLES / "README.md").read_text()
+
+
 def lora_state(model):
     return {k.replace(".default", ""): v.detach() for k, v in model.named_parameters() if "lora_" in k}
 
@@ -58,7 +78,9 @@ def lora_state(model):
 @pytest.mark.parametrize(
     "family, config", [("janus", "janus_pro_1b.yaml"), ("emu3", "emu3_gen.yaml")], ids=["janus", "emu3"]
 )
-def test_rwr_self_generated_loop_pushes_dataset_and_adapter(family, config, checkpoints, tmp_path, local_hub, monkeypatch):
+def test_rwr_self_generated_loop_pushes_dataset_and_adapter(
+    family, config, checkpoints, tmp_path, local_hub, monkeypatch
+):
     from transformers import AutoModelForImageTextToText
 
     output_dir = tmp_path / "run"
@@ -90,7 +112,8 @@ def test_rwr_self_generated_loop_pushes_dataset_and_adapter(family, config, chec
     reloaded = PeftModel.from_pretrained(base, f"test-user/{family}-rwr")
     lora_b = [v for k, v in lora_state(reloaded).items() if "lora_B" in k]
     assert lora_b and any(v.abs().max() > 0 for v in lora_b)
-    local = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(str(checkpoints / family)), str(output_dir))
+    base = AutoModelForImageTextToText.from_pretrained(str(checkpoints / family))
+    local = PeftModel.from_pretrained(base, str(output_dir))
     pushed, saved = lora_state(reloaded), lora_state(local)
     for key in saved:
         torch.testing.assert_close(pushed[key], saved[key])
@@ -123,7 +146,8 @@ def test_sft_image_generation_encodes_images_and_trains_on_their_codes(checkpoin
     assert all(entry.get("weights/image_mean", 1.0) == 1.0 for entry in logs)  # plain SFT: every weight is 1
     from transformers import AutoModelForImageTextToText
 
-    adapter = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(str(checkpoints / "janus")), str(output_dir))
+    base = AutoModelForImageTextToText.from_pretrained(str(checkpoints / "janus"))
+    adapter = PeftModel.from_pretrained(base, str(output_dir))
     assert any(v.abs().max() > 0 for k, v in lora_state(adapter).items() if "lora_B" in k)
 
 
@@ -190,7 +214,8 @@ def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
     launch_two_processes("deepspeed_zero2.yaml", "rwr_self_generated.py", [
         "--config", str(EXAMPLES / "configs" / "janus_pro_1b.yaml"), "--model_name_or_path", str(checkpoints / "janus"),
         "--prompts", str(checkpoints / "prompts.txt"), "--num_samples", "2", "--max_text_tokens", "4",
-        "--image_rewards", f"vqascore:{checkpoints / 'judge'}", "--generation_kwargs", '{"shard_size": 1, "progress": false}',
+        "--image_rewards", f"vqascore:{checkpoints / 'judge'}",
+        "--generation_kwargs", '{"shard_size": 1, "progress": false}',
         "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING,
         "--save_strategy", "steps", "--save_steps", "2",
     ])
@@ -203,7 +228,8 @@ def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
 def test_estimate_memory_counts_the_model_and_applies_deepspeeds_formulas(checkpoints, monkeypatch, capsys):
     from transformers import AutoModelForImageTextToText
 
-    run_script("estimate_memory.py", ["--model_name_or_path", str(checkpoints / "janus"), "--num_gpus", "1", "4"], monkeypatch)
+    argv = ["--model_name_or_path", str(checkpoints / "janus"), "--num_gpus", "1", "4"]
+    run_script("estimate_memory.py", argv, monkeypatch)
     out = capsys.readouterr().out
     model = AutoModelForImageTextToText.from_pretrained(str(checkpoints / "janus"))
     n = sum({id(p): p.numel() for p in model.parameters()}.values())

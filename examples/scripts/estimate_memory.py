@@ -38,9 +38,11 @@ class EstimateArguments:
 def count_parameters(model_name_or_path: str, lora_r: int) -> dict[str, int]:
     """Total, largest-layer and LoRA parameter counts of the model, built on the meta device from its config."""
     config = AutoConfig.from_pretrained(model_name_or_path)
-    auto_class = AutoModelForImageTextToText if type(config) in AutoModelForImageTextToText._model_mapping else AutoModelForCausalLM
     with torch.device("meta"):
-        model = auto_class.from_config(config)
+        try:  # Janus, Emu3
+            model = AutoModelForImageTextToText.from_config(config)
+        except ValueError:  # a causal LM with image codes in its vocabulary
+            model = AutoModelForCausalLM.from_config(config)
     total = sum({id(p): p.numel() for p in model.parameters()}.values())  # tied weights once
     largest = max(sum(p.numel() for p in module.parameters(recurse=False)) for module in model.modules())
     lora = LoraConfig(r=lora_r, target_modules=adapter_class(model).lora_target_modules)

@@ -40,7 +40,9 @@ class ScriptArguments:
 
 
 def main(script_args, training_args, model_args):
-    dataset = load_dataset(script_args.dataset_name, name=script_args.dataset_config, split=script_args.dataset_train_split)
+    dataset = load_dataset(
+        script_args.dataset_name, name=script_args.dataset_config, split=script_args.dataset_train_split
+    )
     for column in (script_args.image_column, script_args.caption_column):
         if column not in dataset.column_names:
             raise ValueError(f"{script_args.dataset_name} has no column {column!r}; it has {dataset.column_names}")
