@@ -251,3 +251,41 @@ def test_estimate_memory_counts_the_model_and_applies_deepspeeds_formulas(checkp
     # LoRA with no adapter parameters: the frozen bfloat16 base, whole (DDP, ZeRO-2) or sharded (ZeRO-3).
     assert table["deepspeed_zero2"][1] == pytest.approx(2 * 7 * billion / gib)
     assert table["deepspeed_zero3"][1] == pytest.approx((2 * billion + 2 * 7 * billion / 8) / gib)
+
+
+def published_configs(root: Path) -> dict[str, Path]:
+    """Configs with the published sizes of the checkpoints in examples/README.md's memory table (no download)."""
+    from transformers import Emu3Config, JanusConfig
+
+    def janus(hidden, layers, intermediate, heads):
+        text = dict(
+            model_type="llama", hidden_size=hidden, num_hidden_layers=layers, intermediate_size=intermediate,
+            num_attention_heads=heads, num_key_value_heads=heads, head_dim=128, vocab_size=102400,
+            max_position_embeddings=16384, tie_word_embeddings=False,
+        )
+        return JanusConfig(
+            text_config=text, vision_config=dict(projection_dim=hidden), tie_word_embeddings=False,
+            vq_config=dict(projection_dim=hidden, image_token_embed_dim=hidden),
+        )
+
+    configs = {
+        "Janus-Pro-1B": janus(2048, 24, 5632, 16),
+        "Janus-Pro-7B": janus(4096, 30, 11008, 32),
+        "Emu3-Gen": Emu3Config(vocabulary_map={"<|extra_200|>": 151846}),  # the defaults are Emu3-8B's
+    }
+    for name, config in configs.items():
+        config.save_pretrained(root / name)
+    return {name: root / name for name in configs}
+
+
+def test_readme_memory_table_is_what_estimate_memory_prints(tmp_path, monkeypatch, capsys):
+    readme = (EXAMPLES / "README.md").read_text()
+    for name, path in published_configs(tmp_path).items():
+        run_script("estimate_memory.py", ["--model_name_or_path", str(path), "--num_gpus", "1", "8"], monkeypatch)
+        out = capsys.readouterr().out
+        billions, lora = out.split(": ")[1].split("B parameters")[0], out.split("trainable")[0].split(": ")[-1]
+        assert f"| {name} ({billions}B; LoRA {lora.strip()}) |" in readme
+        for line in out.splitlines()[3:]:
+            config, one, eight = (cell.strip() for cell in line.strip("|").split("|"))
+            row = f"| {config} | {one.removesuffix(' GiB')} | {eight.removesuffix(' GiB')} |"
+            assert row in readme, row
