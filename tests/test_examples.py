@@ -258,14 +258,14 @@ def published_configs(root: Path) -> dict[str, Path]:
     from transformers import Emu3Config, JanusConfig
 
     def janus(hidden, layers, intermediate, heads):
-        text = dict(
-            model_type="llama", hidden_size=hidden, num_hidden_layers=layers, intermediate_size=intermediate,
-            num_attention_heads=heads, num_key_value_heads=heads, head_dim=128, vocab_size=102400,
-            max_position_embeddings=16384, tie_word_embeddings=False,
-        )
+        text = {
+            "model_type": "llama", "hidden_size": hidden, "num_hidden_layers": layers,
+            "intermediate_size": intermediate, "num_attention_heads": heads, "num_key_value_heads": heads,
+            "head_dim": 128, "vocab_size": 102400, "max_position_embeddings": 16384, "tie_word_embeddings": False,
+        }
+        vq = {"projection_dim": hidden, "image_token_embed_dim": hidden}
         return JanusConfig(
-            text_config=text, vision_config=dict(projection_dim=hidden), tie_word_embeddings=False,
-            vq_config=dict(projection_dim=hidden, image_token_embed_dim=hidden),
+            text_config=text, vision_config={"projection_dim": hidden}, vq_config=vq, tie_word_embeddings=False
         )
 
     configs = {
