@@ -128,8 +128,25 @@ def dataset_origin(dataset: Any) -> dict[str, Any]:
     if len(parts) >= 5 and "___" in parts[-5]:
         repo = as_repo_id(parts[-5].replace("___", "/", 1))
         if repo:
-            return {"hub_id": repo, "config": parts[-4]}
+            run = _hub_run_file(repo)
+            return {"hub_id": repo, "config": parts[-4], **({"run": run} if run else {})}
     return {}
+
+
+def _hub_run_file(repo_id: str) -> dict[str, Any] | None:
+    """The ``generation_config.json`` of a self-generated dataset on the Hub (None for other datasets, or offline)."""
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    try:
+        path = try_to_load_from_cache(repo_id, RUN_FILE, repo_type="dataset")
+        if not isinstance(path, str) and not constants.HF_HUB_OFFLINE:
+            path = hf_hub_download(repo_id, RUN_FILE, repo_type="dataset")
+        if not isinstance(path, str):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except Exception:  # noqa: BLE001 - not a self-generated dataset (no such file), or the Hub is out of reach
+        return None
 
 
 def reward_means(dataset: Any, columns: Mapping[str, str | None]) -> dict[str, float]:
