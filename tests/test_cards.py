@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from datasets import Image as ImageFeature
 from datasets import load_dataset, load_from_disk
 from huggingface_hub import DatasetCard, ModelCard, snapshot_download
@@ -31,7 +30,8 @@ EXAMPLE = ROOT / "examples" / "scripts" / "generate_with_adapter.py"
 
 # What the Hub accepts, pinned offline (the Hub's own check, /api/validate-yaml, needs the network):
 # `pipeline_tag` / `task_categories`: keys of PIPELINE_DATA in huggingface.js packages/tasks/src/pipelines.ts (the
-# multimodal and image ones); `license`: ids from the Hub's licence list (huggingface.co/docs/hub/repositories-licenses).
+# multimodal and image ones); `license`: ids from the Hub's licence list
+# (huggingface.co/docs/hub/repositories-licenses).
 PIPELINE_TAGS = {"text-to-image", "any-to-any", "image-text-to-text", "image-to-text", "text-generation", "other"}
 DATASET_TASKS = PIPELINE_TAGS - {"any-to-any", "image-text-to-text"}  # hideInDatasets in PIPELINE_DATA
 LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc0-1.0", "openrail", "other"}
@@ -67,11 +67,20 @@ def code_block(text: str, language: str) -> str:
 
 
 def shapes_rows(n, seed=0):
-    return [{"prompt": spec.to_text(), "prompt_id": f"shape-{i}"} for i, spec in enumerate(generate_prompts(n, seed=seed))]
+    return [
+        {"prompt": spec.to_text(), "prompt_id": f"shape-{i}"} for i, spec in enumerate(generate_prompts(n, seed=seed))
+    ]
 
 
 def generation_config(tmp_path, name, **overrides):
-    settings = dict(output_dir=str(tmp_path / name), num_samples=2, shard_size=4, max_text_tokens=6, seed=1, progress=False)
+    settings = {
+        "output_dir": str(tmp_path / name),
+        "num_samples": 2,
+        "shard_size": 4,
+        "max_text_tokens": 6,
+        "seed": 1,
+        "progress": False,
+    }
     return SelfGenerationConfig(**{**settings, **overrides})
 
 
@@ -81,14 +90,14 @@ def tiny_shapes_model(seed=0):
 
 
 def training_args(output_dir, **overrides):
-    settings = dict(
-        output_dir=str(output_dir), per_device_train_batch_size=2, max_steps=1, report_to="none", use_cpu=True,
-        save_strategy="no", disable_tqdm=True, seed=3, lr_scheduler_type="cosine", warmup_steps=0.1,
-    )  # fmt: skip
+    settings = {
+        "output_dir": str(output_dir), "per_device_train_batch_size": 2, "max_steps": 1, "report_to": "none",
+        "use_cpu": True, "save_strategy": "no", "disable_tqdm": True, "seed": 3, "lr_scheduler_type": "cosine", "warmup_steps": 0.1,
+    }  # fmt: skip
     return RewardWeightedMultimodalConfig(**{**settings, **overrides})
 
 
-LORA = dict(r=4, lora_alpha=8, target_modules=None, modules_to_save=["lm_head"])
+LORA = {"r": 4, "lora_alpha": 8, "target_modules": None, "modules_to_save": ["lm_head"]}
 
 
 # ----- from and to the Hub ------------------------------------------------------------------------------------------
@@ -134,7 +143,9 @@ def test_cards_through_the_hub(tmp_path, local_hub):
 
     # the adapter's card, trained on the dataset loaded from the Hub
     args = training_args(tmp_path / "rwr", push_to_hub=True, hub_model_id="test-user/tiny-rwr", hub_strategy="end")
-    trainer = RewardWeightedMultimodalTrainer("test-user/tiny-base", args=args, train_dataset=train, peft_config=LoraConfig(**LORA))
+    trainer = RewardWeightedMultimodalTrainer(
+        "test-user/tiny-base", args=args, train_dataset=train, peft_config=LoraConfig(**LORA)
+    )
     trainer.train()
     trainer.push_to_hub()
     card = ModelCard(local_hub.files("test-user/tiny-rwr")["README.md"].decode())
@@ -151,13 +162,18 @@ def test_cards_through_the_hub(tmp_path, local_hub):
     for column in ("text_reward", "image_reward"):  # the rewards of the model's own samples, before training
         values = generated[column]
         assert f"| `{column}` | {sum(values) / len(values):.4g} |" in card.text
-    assert code_block(card.text, "python") == quick_start_code("test-user/tiny-base", "test-user/tiny-rwr", train[0]["prompt"])
+    assert code_block(card.text, "python") == quick_start_code(
+        "test-user/tiny-base", "test-user/tiny-rwr", train[0]["prompt"]
+    )
 
     # a model loaded from its Hub-cache folder is still that Hub model
     snapshot = snapshot_download("test-user/tiny-base")
     assert hub_id_of(snapshot) == "test-user/tiny-base" and card_license(snapshot) == {"license": "mit"}
     trainer = RewardWeightedMultimodalTrainer(
-        load_pretrained(snapshot), args=training_args(tmp_path / "cached"), train_dataset=train, processing_class=tokenizer
+        load_pretrained(snapshot),
+        args=training_args(tmp_path / "cached"),
+        train_dataset=train,
+        processing_class=tokenizer,
     )
     trainer.create_model_card()
     data = ModelCard.load(tmp_path / "cached" / "README.md").data.to_dict()
@@ -176,7 +192,9 @@ def test_local_cards_and_the_quick_start_runs(tmp_path):
     model = load_pretrained(str(base)).eval()
 
     config = generation_config(tmp_path, "gen", license="cc-by-4.0")
-    generated = self_generate(model, tokenizer, shapes_rows(2), config, [shapes_text_reward], [shapes_image_partial_reward])
+    generated = self_generate(
+        model, tokenizer, shapes_rows(2), config, [shapes_text_reward], [shapes_image_partial_reward]
+    )
     card = DatasetCard.load(tmp_path / "gen" / "README.md")
     data = card.data.to_dict()
     check_hub_metadata(data, "dataset")
@@ -211,12 +229,14 @@ def test_local_cards_and_the_quick_start_runs(tmp_path):
     assert code == quick_start_code(str(base), str(adapter), prompt)
     out = tmp_path / "card_run"
     out.mkdir()
-    result = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=out, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # ... and so does the example script, which runs the same code
-    cmd = [sys.executable, str(EXAMPLE), "--model_name_or_path", str(base), "--adapter", str(adapter), "--prompt", prompt,
-           "--output_dir", str(tmp_path / "example_run")]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, str(EXAMPLE), "--model_name_or_path", str(base), "--adapter", str(adapter),
+           "--prompt", prompt, "--output_dir", str(tmp_path / "example_run")]  # fmt: skip
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for folder in (out, tmp_path / "example_run"):
         pngs = sorted(p.name for p in folder.glob("*.png"))

@@ -38,7 +38,8 @@ def describe_training_data(dataset: Any, args: Any) -> dict[str, Any]:
     if dataset is None:
         return {}
     columns = {"text": args.text_reward_column, "image": args.image_reward_column}
-    prompt = dataset.select_columns(["prompt"])[0]["prompt"] if len(dataset) and "prompt" in dataset.column_names else None
+    has_prompt = len(dataset) and "prompt" in dataset.column_names
+    prompt = dataset.select_columns(["prompt"])[0]["prompt"] if has_prompt else None
     return {
         "origin": dataset_origin(dataset),
         "num_rows": len(dataset),
