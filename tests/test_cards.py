@@ -92,7 +92,8 @@ def tiny_shapes_model(seed=0):
 def training_args(output_dir, **overrides):
     settings = {
         "output_dir": str(output_dir), "per_device_train_batch_size": 2, "max_steps": 1, "report_to": "none",
-        "use_cpu": True, "save_strategy": "no", "disable_tqdm": True, "seed": 3, "lr_scheduler_type": "cosine", "warmup_steps": 0.1,
+        "use_cpu": True, "save_strategy": "no", "disable_tqdm": True, "seed": 3, "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.1,
     }  # fmt: skip
     return RewardWeightedMultimodalConfig(**{**settings, **overrides})
 
