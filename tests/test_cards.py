@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from datasets import Dataset, load_dataset, load_from_disk
 from datasets import Image as ImageFeature
-from datasets import load_dataset, load_from_disk
 from huggingface_hub import DatasetCard, ModelCard, snapshot_download
 from huggingface_hub.utils import validate_repo_id
 from peft import LoraConfig
@@ -112,8 +112,9 @@ def test_cards_through_the_hub(tmp_path, local_hub):
     model = load_pretrained("test-user/tiny-base").eval()  # an instance: the card finds its Hub id in its config
 
     config = generation_config(tmp_path, "gen", push_to_hub=True, hub_dataset_id="tiny-selfgen")  # no namespace
+    Dataset.from_list(shapes_rows(3)).push_to_hub("test-user/shape-prompts")
     generated = self_generate(
-        model, tokenizer, shapes_rows(3), config, [shapes_text_reward], [shapes_image_partial_reward]
+        model, tokenizer, "test-user/shape-prompts", config, [shapes_text_reward], [shapes_image_partial_reward]
     )
     run = json.loads((tmp_path / "gen" / RUN_FILE).read_text())
     assert run["hub_dataset_id"] == "test-user/tiny-selfgen"  # resolved to the full id before the card is written
@@ -124,6 +125,7 @@ def test_cards_through_the_hub(tmp_path, local_hub):
     data = card.data.to_dict()
     check_hub_metadata(data, "dataset")
     assert data["license"] == "mit"  # the model's licence, read from its card on the Hub
+    assert data["source_datasets"] == ["test-user/shape-prompts"]
     assert "[`test-user/tiny-base`](https://huggingface.co/test-user/tiny-base)" in card.text
     assert "(in-memory model)" not in card.text and "<model>" not in card.text
     assert 'load_dataset("test-user/tiny-selfgen", split="train")' in code_block(card.text, "python")
@@ -268,8 +270,6 @@ def test_hub_ids_and_dataset_origins(tmp_path, monkeypatch):
     (tmp_path / "org" / "name").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     assert hub_id_of("org/name") is None  # a local folder that looks like a repo id is a local folder
-    from datasets import Dataset
-
     in_memory = Dataset.from_dict({"a": [1]})
     assert dataset_origin(in_memory) == {}
     in_memory.save_to_disk(str(tmp_path / "saved"))

@@ -35,8 +35,8 @@ def describe_training_data(dataset: Any, args: Any) -> dict[str, Any]:
     """What the card says about the training set, read before the trainer prepares it: where it came from, its size,
     an example prompt and the mean of each reward column (the model's own rewards before training, for
     self-generated data)."""
-    if dataset is None:
-        return {}
+    if dataset is None or not hasattr(dataset, "__len__"):  # none, or an IterableDataset: nothing to count or read
+        return {"origin": dataset_origin(dataset)} if dataset is not None else {}
     columns = {"text": args.text_reward_column, "image": args.image_reward_column}
     has_prompt = len(dataset) and "prompt" in dataset.column_names
     prompt = dataset.select_columns(["prompt"])[0]["prompt"] if has_prompt else None
