@@ -77,7 +77,7 @@ def write_model_card(
     args = trainer.args
     name_or_path = model_name_or_path(trainer.model, trainer.processing_class)
     base_model = base_model or hub_id_of(name_or_path)
-    licence = {"license": license} if license else card_license(name_or_path)
+    licence = {"license": license} if license else card_license(name_or_path) or card_license(base_model)
     peft_config = getattr(trainer.model, "peft_config", None)
     peft = next(iter(peft_config.values())) if peft_config else None
     training_data = getattr(trainer, "training_data", None) or {}
