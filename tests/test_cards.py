@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from datasets import Dataset, load_dataset, load_from_disk
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard, ModelCard, snapshot_download
@@ -274,3 +275,18 @@ def test_hub_ids_and_dataset_origins(tmp_path, monkeypatch):
     assert dataset_origin(in_memory) == {}
     in_memory.save_to_disk(str(tmp_path / "saved"))
     assert dataset_origin(load_from_disk(str(tmp_path / "saved"))) == {"path": str(tmp_path / "saved")}
+
+
+@pytest.mark.parametrize("family", ["janus", "emu3"])
+def test_families_that_also_read_images_are_any_to_any(family, tmp_path):
+    from trl_unified.testing.emu3 import tiny_emu3
+    from trl_unified.testing.janus import tiny_janus
+
+    model, processor = {"janus": tiny_janus, "emu3": tiny_emu3}[family](seed=0)
+    args = RewardWeightedMultimodalConfig(str(tmp_path), report_to="none", use_cpu=True)
+    trainer = RewardWeightedMultimodalTrainer(model, args=args, processing_class=processor)
+    trainer.create_model_card()
+    card = ModelCard.load(tmp_path / "README.md")
+    check_hub_metadata(card.data.to_dict(), "model")
+    assert card.data.pipeline_tag == "any-to-any" and card.data.library_name == "transformers"
+    assert f"| model family (adapter) | `{family}` |" in card.text and "## Quick start" not in card.text  # no adapter
