@@ -180,7 +180,8 @@ def quick_start_code(base_model: str, adapter: str, prompt: str, output_dir: str
     found = set(_ASSIGNMENT.findall(source))
     if found != set(values):
         raise RuntimeError(f"{QUICK_START} must assign {sorted(values)} once each at the start of a line")
-    return _ASSIGNMENT.sub(lambda m: f"{m[1]} = {values[m[1]]!r}", source)
+    # JSON string literals are Python string literals (double quotes, as in the rest of the snippet)
+    return _ASSIGNMENT.sub(lambda m: f"{m[1]} = {json.dumps(values[m[1]], ensure_ascii=False)}", source)
 
 
 __all__ = [
