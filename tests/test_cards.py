@@ -20,7 +20,8 @@ from PIL import Image
 
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.cards import card_license, dataset_origin, hub_id_of, quick_start_code
-from trl_unified.generation.self_generation import RUN_FILE, self_generate
+from trl_unified.generation.run_state import RUN_FILE
+from trl_unified.generation.self_generation import self_generate
 from trl_unified.generation.self_generation_config import SelfGenerationConfig
 from trl_unified.models.registry import load_pretrained
 from trl_unified.shapes import generate_prompts, shapes_image_partial_reward, shapes_text_reward
@@ -263,6 +264,9 @@ def test_dataset_card_of_a_model_with_no_name(tmp_path):
 
 
 def test_hub_ids_and_dataset_origins(tmp_path, monkeypatch):
+    from trl_unified import cards
+
+    assert cards.RUN_FILE == RUN_FILE  # the cards read the file self-generation writes
     assert hub_id_of("org/name") == "org/name"
     assert hub_id_of(str(tmp_path)) is None and hub_id_of(None) is None and hub_id_of("not a/repo id") is None
     snapshot = tmp_path / "hub" / "models--org--name" / "snapshots" / "0123abcd"
