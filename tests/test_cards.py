@@ -110,7 +110,7 @@ def test_cards_through_the_hub(tmp_path, local_hub):
     model, tokenizer = tiny_shapes_model()
     model.push_to_hub("test-user/tiny-base")
     tokenizer.push_to_hub("test-user/tiny-base")
-    local_hub.add_files("test-user/tiny-base", {"README.md": "---\nlicense: mit\n---\n# tiny base\n"})
+    ModelCard("---\nlicense: mit\n---\n# tiny base\n").push_to_hub("test-user/tiny-base")
     model = load_pretrained("test-user/tiny-base").eval()  # an instance: the card finds its Hub id in its config
 
     config = generation_config(tmp_path, "gen", push_to_hub=True, hub_dataset_id="tiny-selfgen")  # no namespace
