@@ -26,6 +26,9 @@ TINY_TRAINING = [
     "--gradient_checkpointing", "false", "--dtype", "float32", "--use_cpu", "true", "--save_strategy", "no",
     "--logging_steps", "1", "--disable_tqdm", "true", "--report_to", "none",
 ]
+# A tiny random model writes the same few tokens for every sample of a prompt, so the text reward is constant within
+# each group: keep those groups (weight 1) instead of the library's default of no weight for a constant group.
+TINY_REWARDS = ("--keep_constant_groups", "true")
 
 
 def run_script(name: str, argv: list[str], monkeypatch) -> None:
@@ -91,7 +94,7 @@ def test_rwr_self_generated_loop_pushes_dataset_and_adapter(
         "--image_rewards", f"vqascore:{checkpoints / 'judge'}", "--generation_batch_size", "8",
         "--generation_kwargs", '{"shard_size": 2, "progress": false}',
         "--output_dir", str(output_dir), "--push_to_hub", "--hub_model_id", f"test-user/{family}-rwr",
-        "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING,
+        "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING, *TINY_REWARDS,
     ]
     run_script("rwr_self_generated.py", argv, monkeypatch)
 
@@ -216,7 +219,7 @@ def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
         "--prompts", str(checkpoints / "prompts.txt"), "--num_samples", "2", "--max_text_tokens", "4",
         "--image_rewards", f"vqascore:{checkpoints / 'judge'}",
         "--generation_kwargs", '{"shard_size": 1, "progress": false}',
-        "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING,
+        "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING, *TINY_REWARDS,
         "--save_strategy", "steps", "--save_steps", "2",
     ])
     samples = load_from_disk(str(tmp_path / "run-samples"))
