@@ -44,6 +44,7 @@ def test_train_command_end_to_end_with_lora(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_model.safetensors").exists()
-    assert "2601.04339" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "2601.04339" in card and f"dataset (not on the Hub): `{data}`" in card
     reloaded = PeftModel.from_pretrained(model, str(out))
     assert any("lora_" in name for name, _ in reloaded.named_parameters())

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from huggingface_hub import ModelCard
 from PIL import Image
 
 from trl_unified.shapes.demo import eval_sample_list, read_prompts, targeted_pool, weakness_report
@@ -61,3 +62,9 @@ def test_demo_quick_end_to_end(tmp_path):
     assert set(summary["base"]) == {"staged", "unified", "image_only"} and len(summary["rounds"]) == 1
     assert (out / "round1" / "pool.txt").read_text().strip()
     assert (out / "model" / "config.json").exists()
+    # the round's adapter card names the dataset that round generated (folder and run fingerprint)
+    card = ModelCard.load(out / "round1" / "train" / "model" / "README.md")
+    run = json.loads((out / "round1" / "generated" / "generation_config.json").read_text())
+    assert str(out / "round1" / "generated") in card.text and run["fingerprint"] in card.text
+    assert "datasets" not in card.data.to_dict()  # not on the Hub: no link to a dataset that does not exist
+    assert card.data.license == "apache-2.0"  # the shipped base model's licence (its card)

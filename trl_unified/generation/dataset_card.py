@@ -4,14 +4,14 @@ settings, statistics) and a readable summary, rendered from ``templates/self_gen
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-SOURCE_STUDY = "2601.04339"
+from ..cards import SOURCE_STUDY, SOURCE_STUDY_BIBTEX, TRL_BIBTEX, as_repo_id, card_license, hub_id_of
+
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "self_generation_dataset_card.md"
 TAGS = ["trl", "trl-unified", "self-generated", "synthetic", "reward-weighted-regression", "text-to-image"]
 
@@ -73,7 +73,9 @@ def make_dataset_card(
     model = dict(settings.get("model", {}))
     config = run_info.get("config", {})
     name = model.get("name_or_path")
-    model_is_hub = bool(name) and not os.path.isabs(name) and not os.path.exists(name) and name.count("/") == 1
+    model_hub_id = hub_id_of(name)  # also for a model instance loaded from the Hub (or from its cache folder)
+    licence = {"license": config["license"]} if config.get("license") else card_license(name)
+    prompts_source = run_info.get("prompts_source")
     rewards = settings.get("rewards", {"text": [], "image": []})
     sampling = dict(settings.get("sampling", {}))
     if "batch_size" not in sampling and "batch_size" in config:
@@ -93,7 +95,9 @@ def make_dataset_card(
         tags=list(TAGS),
         task_categories=["text-to-image"],
         size_categories=[_size_category(int(stats.get("num_samples", 0)))],
+        source_datasets=[prompts_source] if prompts_source and as_repo_id(prompts_source) else None,
         trl_unified=metadata,
+        **licence,
     )
     docs = []
     for column in columns:
@@ -105,8 +109,10 @@ def make_dataset_card(
         pretty_name=card_data.pretty_name,
         dataset_id=dataset_id,
         model=model,
-        model_is_hub=model_is_hub,
-        prompts_source=run_info.get("prompts_source"),
+        model_hub_id=model_hub_id,
+        licence=licence,
+        output_dir=config.get("output_dir"),
+        prompts_source=prompts_source,
         num_samples=settings.get("num_samples"),
         sampling=sampling,
         settings=settings,
@@ -116,6 +122,8 @@ def make_dataset_card(
         column_docs=docs,
         versions=run_info.get("versions", {}),
         paper_id=SOURCE_STUDY,
+        study_bibtex=SOURCE_STUDY_BIBTEX,
+        trl_bibtex=TRL_BIBTEX,
         fmt=_fmt,
     )
 

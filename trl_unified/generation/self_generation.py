@@ -282,8 +282,13 @@ def _finish(output_dir: Path, config: SelfGenerationConfig, features: Features, 
     with datasets_progress_bars(config.progress):
         dataset = assemble(output_dir, files, features)
     run.update(complete=True, statistics=generation_statistics(dataset), shard_checksums=checksums)
-    write_run_file(output_dir, run)
     repo_id = config.hub_dataset_id or (output_dir.resolve().name if config.push_to_hub else None)
+    if config.push_to_hub:  # the full id (namespace included), for the card and for trainers' cards that name it
+        from huggingface_hub import HfApi
+
+        repo_id = HfApi().create_repo(repo_id, repo_type="dataset", private=config.private, exist_ok=True).repo_id
+        run["hub_dataset_id"] = repo_id
+    write_run_file(output_dir, run)
     make_dataset_card(run, dataset_id=repo_id, columns=dataset.column_names).save(str(output_dir / CARD_FILE))
     if config.push_to_hub:
         push_dataset_to_hub(dataset, output_dir, repo_id, private=config.private)

@@ -149,6 +149,13 @@ class SelfGenerationConfig(SamplingConfig):
     private: bool | None = field(
         default=None, metadata={"help": "Create the Hub dataset repo private (ignored if it already exists)."}
     )
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "Licence of the dataset, for its card (a Hub licence id: `apache-2.0`, `cc-by-4.0`, `other`, ...); "
+            "default: the licence in the model's card, when it names one."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()

@@ -83,6 +83,8 @@ class UnifiedModelAdapter(ABC):
 
     family: ClassVar[str]
     model_class: ClassVar[Any]
+    #: The Hub task of a model of this family (the model card's ``pipeline_tag``).
+    pipeline_tag: ClassVar[str] = "text-to-image"
     #: Regex over module names: the language model's projections (never a vision tower or a VQ model).
     lora_target_modules: ClassVar[str]
     #: Begin-of-image: a text token, predicted by the text head (it *is* the switch from reasoning to image).

@@ -75,6 +75,7 @@ class Emu3Adapter(SharedVocabularyAdapter):
     """``Emu3ForConditionalGeneration`` with its ``Emu3Processor`` (or just its tokenizer, without image I/O)."""
 
     family = "emu3"
+    pipeline_tag = "any-to-any"  # it also reads images (image-text-to-text)
     model_class = Emu3ForConditionalGeneration
     #: The language model's attention and MLP projections only (never the VQ model's attention blocks).
     lora_target_modules = (

@@ -46,6 +46,7 @@ class JanusAdapter(UnifiedModelAdapter):
     """``JanusForConditionalGeneration`` with its ``JanusProcessor`` (or just its tokenizer, without image I/O)."""
 
     family = "janus"
+    pipeline_tag = "any-to-any"  # it also reads images (image-text-to-text)
     model_class = JanusForConditionalGeneration
     #: The language model's attention/MLP projections and the image-generation path (generation aligner and head).
     #: Not the vision tower (its attention also has q/k/v_proj), its aligner, the VQ model or the embeddings.

@@ -83,6 +83,7 @@ def run(script_args: TrainScriptArguments, training_args, model_args: ModelConfi
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.create_model_card(dataset_name=script_args.dataset_name)  # the card names the dataset the command read
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     return trainer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from datasets import Dataset
@@ -18,7 +18,7 @@ from ..models.base import IGNORE_INDEX, IMAGE, TEXT, unwrap_model
 from ..models.registry import get_adapter, load_pretrained
 from ..weighting import WeightStats
 from .checkpoints import record_checkpoint, verify_checkpoint
-from .model_card import write_model_card
+from .model_card import describe_training_data, write_model_card
 from .rwr_config import RewardWeightedMultimodalConfig
 
 logger = logging.get_logger(__name__)
@@ -41,7 +41,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
         peft_config: a ``peft.PeftConfig``; LoRA ``target_modules=None`` uses the adapter's language-model targets.
     """
 
-    _tag_names = ["trl", "trl-unified", "reward-weighted-regression", "text-to-image"]
+    _tag_names: ClassVar[list[str]] = ["trl", "trl-unified", "reward-weighted-regression", "text-to-image"]
 
     def __init__(
         self,
@@ -87,6 +87,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
         )
         self.weight_stats: dict[str, WeightStats] = {}
         self.source_weight_stats: dict[str, dict[str, WeightStats]] = {}  # {source: {modality: stats}}
+        self.training_data = describe_training_data(train_dataset, args)  # for the model card, before preparation
         if train_dataset is not None:
             train_dataset, self.weight_stats, self.source_weight_stats = prepare_dataset(
                 train_dataset, args=args, collator=collator, model=model
@@ -199,15 +200,31 @@ class RewardWeightedMultimodalTrainer(Trainer):
         self._metrics[mode].clear()
 
     # ----- saving and cards ---------------------------------------------------------------------------------------
-    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None, **_):
-        self._write_model_card(self.args.output_dir, model_name, dataset_name, tags)
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        license: str | None = None,
+        finetuned_from: str | None = None,
+        dataset: str | None = None,
+        **_,
+    ):
+        """Write the model card (``README.md``) in ``output_dir``; ``push_to_hub(**kwargs)`` passes its kwargs here.
+
+        The base model, training dataset and licence are found by themselves (see ``model_card.write_model_card``);
+        ``finetuned_from``, ``dataset_name`` (or transformers' ``dataset``) and ``license`` override them.
+        """
+        self._write_model_card(
+            self.args.output_dir, model_name, dataset_name or dataset, tags, base_model=finetuned_from, license=license
+        )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         """Save the model (or LoRA adapter) and, beside it, our model card (replacing PEFT's generic one)."""
         super().save_model(output_dir, _internal_call)
         self._write_model_card(output_dir or self.args.output_dir)
 
-    def _write_model_card(self, output_dir: str, model_name=None, dataset_name=None, tags=None) -> None:
+    def _write_model_card(self, output_dir: str, model_name=None, dataset_name=None, tags=None, **overrides) -> None:
         if not self.is_world_process_zero():
             return
         tags = [tags] if isinstance(tags, str) else list(tags or [])
@@ -218,6 +235,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
             model_name=name,
             dataset_name=dataset_name,
             tags=sorted(set(tags) | set(self._tag_names)),
+            **overrides,
         )
 
     def _save_checkpoint(self, model, trial):
