@@ -70,7 +70,8 @@ def make_dataset_card(
     """The card of a finished run; ``run_info`` is the content of ``trl_unified_run.json``."""
     settings = run_info.get("settings", {})
     stats = run_info.get("statistics", {})
-    model = dict(settings.get("model", {}))
+    # where the model came from (not fingerprinted: `model_source`) beside what identifies it (its weights)
+    model = {**(run_info.get("model_source") or {}), **settings.get("model", {})}
     config = run_info.get("config", {})
     name = model.get("name_or_path")
     model_hub_id = hub_id_of(name)  # also for a model instance loaded from the Hub (or from its cache folder)
