@@ -64,7 +64,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert (out / "model" / "config.json").exists()
     # the round's adapter card names the dataset that round generated (folder and run fingerprint)
     card = ModelCard.load(out / "round1" / "train" / "model" / "README.md")
-    run = json.loads((out / "round1" / "generated" / "generation_config.json").read_text())
+    run = json.loads((out / "round1" / "generated" / "trl_unified_run.json").read_text())
     assert str(out / "round1" / "generated") in card.text and run["fingerprint"] in card.text
     assert "datasets" not in card.data.to_dict()  # not on the Hub: no link to a dataset that does not exist
     assert card.data.license == "apache-2.0"  # the shipped base model's licence (its card)

@@ -223,7 +223,7 @@ def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
         "--save_strategy", "steps", "--save_steps", "2",
     ])
     samples = load_from_disk(str(tmp_path / "run-samples"))
-    assert len(samples) == 6 and len(list((tmp_path / "run-samples" / "shards").iterdir())) == 3
+    assert len(samples) == 6 and len(list((tmp_path / "run-samples" / "shards").glob("*.parquet"))) == 3
     assert_two_zero2_ranks(output_dir)
     assert (output_dir / "adapter_model.safetensors").exists()
 

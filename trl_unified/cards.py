@@ -169,7 +169,9 @@ def reward_means(dataset: Any, columns: Mapping[str, str | None]) -> dict[str, f
     means = {}
     for column in dict.fromkeys(c for c in columns.values() if c):
         if column in getattr(dataset, "column_names", ()):
-            values = np.asarray([np.nan if v is None else v for v in dataset[column]], dtype=np.float64)
+            # runs before the rows are checked: anything but a number (None, a string) counts as missing here
+            numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in dataset[column]]
+            values = np.asarray(numbers, dtype=np.float64)
             finite = values[np.isfinite(values)]
             if len(finite):
                 means[column] = float(finite.mean())
