@@ -154,7 +154,7 @@ def _hub_run_file(repo_id: str) -> dict[str, Any] | None:
             path = try_to_load_from_cache(repo_id, name, repo_type="dataset")
             if not isinstance(path, str) and not constants.HF_HUB_OFFLINE:
                 path = hf_hub_download(repo_id, name, repo_type="dataset")
-        except Exception:  # noqa: BLE001 - not a self-generated dataset (no such file), or the Hub is out of reach
+        except Exception:  # noqa: BLE001, S112 - not a self-generated dataset (no such file), or the Hub is out of reach
             continue
         run = _read_run(Path(path)) if isinstance(path, str) else None
         if run is not None:
