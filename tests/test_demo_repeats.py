@@ -12,7 +12,8 @@ def run_quick_demo(out, prompts):
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
-    weights = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "model").glob("*.safetensors"))}
+    files = sorted((out / "model").glob("*.safetensors"))
+    weights = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     return summary, weights
 
 

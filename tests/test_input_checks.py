@@ -24,7 +24,7 @@ def config(tmp_path, **kwargs):
     return RewardWeightedMultimodalConfig(**{**defaults, **kwargs})
 
 
-# ----- the config ------------------------------------------------------------------------------------------------------
+# ----- the config -----------------------------------------------------------------------------------------------------
 BAD_OPTIONS = [
     ({"text_loss_weight": NAN}, "text_loss_weight must be a finite number"),
     ({"image_loss_weight": INF}, "image_loss_weight must be a finite number"),
@@ -64,7 +64,7 @@ def test_config_parses_model_init_kwargs_from_json(tmp_path):
         config(tmp_path, model_init_kwargs="dtype=float32")
 
 
-# ----- the command line --------------------------------------------------------------------------------------------------
+# ----- the command line -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_checks")
@@ -146,7 +146,7 @@ def test_demo_checks_options_at_once(capsys, tmp_path, extra, match):
     assert not any(tmp_path.iterdir())  # nothing was started
 
 
-# ----- rows ------------------------------------------------------------------------------------------------------------
+# ----- rows -----------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def lm():
     return tiny_causal_lm(seed=0)

@@ -154,7 +154,7 @@ def _hub_run_file(repo_id: str) -> dict[str, Any] | None:
             path = try_to_load_from_cache(repo_id, name, repo_type="dataset")
             if not isinstance(path, str) and not constants.HF_HUB_OFFLINE:
                 path = hf_hub_download(repo_id, name, repo_type="dataset")
-        except Exception:  # noqa: BLE001, S112 - not a self-generated dataset (no such file), or the Hub is out of reach
+        except Exception:  # noqa: BLE001, S112 - not a self-generated dataset (no such file), or the Hub is away
             continue
         run = _read_run(Path(path)) if isinstance(path, str) else None
         if run is not None:
@@ -170,7 +170,9 @@ def reward_means(dataset: Any, columns: Mapping[str, str | None]) -> dict[str, f
     for column in dict.fromkeys(c for c in columns.values() if c):
         if column in getattr(dataset, "column_names", ()):
             # runs before the rows are checked: anything but a number (None, a string) counts as missing here
-            numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in dataset[column]]
+            numbers = [
+                v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in dataset[column]
+            ]
             values = np.asarray(numbers, dtype=np.float64)
             finite = values[np.isfinite(values)]
             if len(finite):

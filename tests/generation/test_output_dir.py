@@ -63,7 +63,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# ----- folders that are not ours ---------------------------------------------------------------------------------------
+# ----- folders that are not ours --------------------------------------------------------------------------------------
 def test_prompts_save_to_disk_folder_is_refused_and_untouched(tiny, tmp_path):
     folder = tmp_path / "prompts"
     Dataset.from_list(rows()).save_to_disk(str(folder))
@@ -112,7 +112,7 @@ def test_an_empty_folder_and_a_new_one_are_fine(tiny, tmp_path):
     assert len(generate(tiny, tmp_path / "new" / "nested")) == 8
 
 
-# ----- overwrite removes only what a run wrote --------------------------------------------------------------------------
+# ----- overwrite removes only what a run wrote ------------------------------------------------------------------------
 def test_overwrite_keeps_files_the_run_did_not_write(tiny, tmp_path):
     out = tmp_path / "out"
     generate(tiny, out)
@@ -127,7 +127,7 @@ def test_overwrite_keeps_files_the_run_did_not_write(tiny, tmp_path):
     assert json.loads((out / RUN_FILE).read_text())["settings"]["sampling"]["temperature"] == 0.5
 
 
-# ----- the model is its weights, not its path ---------------------------------------------------------------------------
+# ----- the model is its weights, not its path -------------------------------------------------------------------------
 def test_relative_and_absolute_model_paths_resume_the_same_run(tiny, tmp_path):
     out = tmp_path / "out"
     generate(tiny, out, model_name_or_path="models/tiny")
@@ -147,14 +147,15 @@ def test_weights_digest_covers_whole_tensors_and_dtype(tiny):
     weight = max(other.parameters(), key=lambda p: p.numel())
     with torch.no_grad():
         weight.view(-1)[-1] += 1e-3  # the last value of a tensor (the old digest read only the first 4096)
-    assert model_identity(other, adapter, cfg)["weights_digest"] != model_identity(model, adapter, cfg)["weights_digest"]
+    digest = model_identity(model, adapter, cfg)["weights_digest"]
+    assert model_identity(other, adapter, cfg)["weights_digest"] != digest
     half = model_identity(tiny_causal_lm(seed=0, image_codec="shapes", num_image_tokens=64)[0].bfloat16(), adapter, cfg)
     assert half["dtypes"] == ["torch.bfloat16"] and half["weights_digest"] != model_identity(model, adapter, cfg)[
         "weights_digest"
     ]
 
 
-# ----- one writer --------------------------------------------------------------------------------------------------------
+# ----- one writer -----------------------------------------------------------------------------------------------------
 def test_lock_refuses_a_live_writer_and_takes_over_a_dead_one(tiny, tmp_path, caplog):
     out = tmp_path / "out"
     out.mkdir()
@@ -177,7 +178,7 @@ def test_lock_refuses_a_live_writer_and_takes_over_a_dead_one(tiny, tmp_path, ca
     assert not (out / LOCK_FILE).exists()  # released at the end
 
 
-# ----- shards: checksums --------------------------------------------------------------------------------------------------
+# ----- shards: checksums ----------------------------------------------------------------------------------------------
 def test_a_shard_corrupted_inside_with_an_intact_footer_is_regenerated(tiny, tmp_path):
     out = tmp_path / "out"
     first = generate(tiny, out).to_list()
@@ -197,7 +198,7 @@ def test_a_shard_corrupted_inside_with_an_intact_footer_is_regenerated(tiny, tmp
     assert sorted(run["shard_checksums"]) == [shard_path(out, i, 2).name for i in range(2)]
 
 
-# ----- loading for training -----------------------------------------------------------------------------------------------
+# ----- loading for training -------------------------------------------------------------------------------------------
 def test_an_unfinished_run_is_refused_unless_asked_for(tiny, tmp_path):
     out = tmp_path / "out"
     full = generate(tiny, out)
@@ -228,7 +229,7 @@ def test_splits_that_do_not_exist_are_errors(tmp_path):
         load_any_dataset(str(tmp_path / "broken.jsonl"))
 
 
-# ----- rewards and prompts ------------------------------------------------------------------------------------------------
+# ----- rewards and prompts --------------------------------------------------------------------------------------------
 def test_generation_without_rewards_warns(tiny, tmp_path, caplog):
     model, tokenizer = tiny
     with caplog.at_level(logging.WARNING):

@@ -23,7 +23,7 @@ def _only_train(name_or_path: str, split: str, what: str) -> None:
 
 
 def _self_generation_run(path: Path, run: dict, allow_incomplete: bool) -> Dataset:
-    """A self-generation output folder: the assembled dataset of a finished run, else (if allowed) its finished shards."""
+    """A self-generation output folder: a finished run's assembled dataset, else (if allowed) its finished shards."""
     from ..generation.run_state import SHARDS_DIR, file_digest, recorded_checksum
 
     if run.get("complete") and (path / "dataset_info.json").exists():
@@ -44,8 +44,8 @@ def _self_generation_run(path: Path, run: dict, allow_incomplete: bool) -> Datas
             "for the finished part explicitly (--dataset_allow_incomplete, load_any_dataset(allow_incomplete=True))."
         )
     if not finished:
-        raise ValueError(f"{path} holds an unfinished self-generation run with no finished shard ({num_shards} missing).")
-    logger.warning(f"{path}: loading the {len(finished)} finished shards of {num_shards} ({missing} missing), as asked.")
+        raise ValueError(f"{path} holds an unfinished self-generation run, no shard finished ({num_shards} missing)")
+    logger.warning(f"{path}: loading the {len(finished)} finished shards of {num_shards} ({missing} missing), as asked")
     return Dataset.from_parquet([str(shard) for shard in finished])
 
 
@@ -83,7 +83,8 @@ def load_any_dataset(
         except Exception as error:
             cause = error.__cause__ or error
             raise ValueError(f"Cannot read {name_or_path} as {builder}: {type(cause).__name__}: {cause}") from error
-    if not path.exists() and (path.is_absolute() or name_or_path.startswith((".", "~")) or path.suffix in FILE_BUILDERS):
+    looks_local = path.is_absolute() or name_or_path.startswith((".", "~")) or path.suffix in FILE_BUILDERS
+    if not path.exists() and looks_local:
         raise ValueError(f"{name_or_path}: no such file or folder.")
     try:
         return load_dataset(name_or_path, config, split=split)
@@ -92,4 +93,4 @@ def load_any_dataset(
             raise ValueError(f"{name_or_path} has no split {split!r} ({error}).") from error
         raise
     except FileNotFoundError as error:
-        raise ValueError(f"{name_or_path}: not a file or folder here, and not found as a Hub dataset ({error}).") from error
+        raise ValueError(f"{name_or_path}: not a file or folder here, and not a Hub dataset ({error}).") from error

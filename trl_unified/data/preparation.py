@@ -301,7 +301,8 @@ def prepare_dataset(
             if row.get("prompt_ids") is None:
                 if not isinstance(row.get("prompt"), str):
                     raise ValueError(
-                        f"row {row[ROW_INDEX]}, column 'prompt': expected text (or `prompt_ids`), got {row.get('prompt')!r}"
+                        f"row {row[ROW_INDEX]}, column 'prompt': expected text (or `prompt_ids`), "
+                        f"got {row.get('prompt')!r}"
                     )
                 out["prompt_ids"] = adapter.tokenize_prompt(row["prompt"])
             if row.get("reasoning_ids") is None:

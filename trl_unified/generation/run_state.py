@@ -366,7 +366,7 @@ def checksum_path(shard: Path) -> Path:
 
 
 def record_checksum(shard: Path) -> str:
-    """Write the shard's sha256 beside it (atomically, after the shard itself): the run file collects them at the end."""
+    """Write the shard's sha256 beside it (atomically, after the shard): the run file collects them at the end."""
     digest = file_digest(shard)
     write_atomically(checksum_path(shard), (digest + "\n").encode())
     return digest
@@ -402,7 +402,8 @@ def prepare_output_dir(output_dir: Path, processes: Processes, config: SelfGener
             logger.warning(f"overwrite: deleting the previous run's files in {output_dir}")
             clear_run(output_dir)
         elif existing is not None and existing.get("complete"):
-            run = {**run, "complete": True, **{k: existing[k] for k in ("statistics", "shard_checksums") if k in existing}}
+            kept = {k: existing[k] for k in ("statistics", "shard_checksums") if k in existing}
+            run = {**run, "complete": True, **kept}
         # the run file first (it is what makes the folder ours), then the shards folder
         shards_dir = output_dir / SHARDS_DIR
         for leftover in [*shards_dir.glob(f"{TMP_PREFIX}*"), *output_dir.glob(f"{TMP_PREFIX}*")]:

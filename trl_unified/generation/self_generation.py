@@ -278,7 +278,7 @@ def _finish(output_dir: Path, config: SelfGenerationConfig, features: Features, 
     for path in files:
         checksums[path.name] = file_digest(path)
         if checksums[path.name] != recorded_checksum(path, run):
-            raise OutputDirError(f"{path} changed after it was written (checksum mismatch); rerun to generate it again.")
+            raise OutputDirError(f"{path} changed after it was written (checksum mismatch); rerun to generate it again")
     with datasets_progress_bars(config.progress):
         dataset = assemble(output_dir, files, features)
     run.update(complete=True, statistics=generation_statistics(dataset), shard_checksums=checksums)

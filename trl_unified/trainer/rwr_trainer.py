@@ -246,7 +246,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
 
     # ----- resuming -----------------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
-        """``Trainer.train``, after checking the checkpoint to resume from (files present, checksums, finite weights)."""
+        """``Trainer.train``, after checking the checkpoint to resume from (files present, checksums, weights)."""
         if resume_from_checkpoint:
             if resume_from_checkpoint is True:
                 from transformers.trainer_utils import get_last_checkpoint
