@@ -39,6 +39,7 @@ from datasets import Image as ImageFeature
 from transformers.utils import logging
 
 from ..models.base import UnifiedModelAdapter, unwrap_model
+from ..models.sharding import gathers_parameters
 from ..rewards.base import RewardFn, RewardSpec, make_specs
 from ..rewards.scoring import IMAGE_PREFIX, TEXT_PREFIX, score_batch
 from ..versions import package_versions
@@ -593,6 +594,7 @@ def _resolve_rewards(config: SelfGenerationConfig, given: dict[str, Sequence[Rew
 
 
 # ----- the entry point ------------------------------------------------------------------------------------------------
+@gathers_parameters  # ZeRO-3: whole parameters, gathered once on every process
 def self_generate(
     model,
     processing_class: Any,
