@@ -19,6 +19,7 @@ from cases import cases, deepspeed_config, make_trainer, record_micro_batches  #
 
 def main(strategy: str, base_dir: str, out_dir: str) -> None:
     from accelerate.state import AcceleratorState
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     rank = int(os.environ["RANK"])
     for case in cases(strategy):
@@ -34,7 +35,8 @@ def main(strategy: str, base_dir: str, out_dir: str) -> None:
         trainer.accelerator.wait_for_everyone()
         del trainer
         gc.collect()
-        AcceleratorState._reset_state()  # the next case builds its own accelerator (and DeepSpeed plugin)
+        AcceleratorState._reset_state()
+        unset_hf_deepspeed_config()  # the next case builds its own accelerator (and DeepSpeed plugin)
 
 
 if __name__ == "__main__":

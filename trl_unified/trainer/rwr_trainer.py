@@ -24,6 +24,18 @@ logger = logging.get_logger(__name__)
 MODALITIES = ((TEXT, "text"), (IMAGE, "image"))
 
 
+def _prepare_zero3_init(args: RewardWeightedMultimodalConfig) -> None:
+    """With ZeRO-3 (``zero3_init_flag``), ``from_pretrained`` partitions the model over DeepSpeed's process group as it
+    loads: set that group up first (the Trainer would only do so later; without it DeepSpeed assumes one process)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    _ = args.device  # accelerate's process group
+    if is_deepspeed_zero3_enabled():
+        import deepspeed
+
+        deepspeed.init_distributed()
+
+
 class RewardWeightedMultimodalTrainer(Trainer):
     """Offline reward-weighted regression for unified text+image models.
 
@@ -56,6 +68,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
         if args is None:
             args = RewardWeightedMultimodalConfig(f"{Path(model_id or 'model').name}-rwr")
         if isinstance(model, str):
+            _prepare_zero3_init(args)
             init_kwargs = args.model_init_kwargs or {}
             if isinstance(init_kwargs, str):
                 import json
