@@ -74,6 +74,8 @@ class RewardWeightedMultimodalTrainer(Trainer):
                 import json
 
                 init_kwargs = json.loads(init_kwargs)
+            if args.world_size > 1:  # each process holds its whole copy: a device map ("auto") would split it
+                init_kwargs = {**init_kwargs, "device_map": None}
             model = load_pretrained(model, adapter_name=args.model_adapter, **init_kwargs)
         if processing_class is None:
             if not model_id:
@@ -89,21 +91,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
         if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
             args.gradient_checkpointing_kwargs = {"use_reentrant": False}  # works with frozen embeddings (LoRA)
         if peft_config is not None:
-            from peft import get_peft_model, prepare_model_for_kbit_training
-
-            if getattr(peft_config, "target_modules", "unset") is None:
-                peft_config.target_modules = self.adapter.lora_target_modules
-            if quantized:  # as TRL does for QLoRA: fp32 non-quantized weights, input grads, checkpointing
-                model = prepare_model_for_kbit_training(
-                    model,
-                    use_gradient_checkpointing=args.gradient_checkpointing,
-                    gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs,
-                )
-            model = get_peft_model(model, peft_config)
-            if quantized and args.bf16:  # TRL's QLoRA recipe: adapters in the compute dtype
-                for name, parameter in model.named_parameters():
-                    if parameter.requires_grad and "lora_" in name:
-                        parameter.data = parameter.data.to(torch.bfloat16)
+            model = self._peft_model(model, peft_config, args, quantized)
         # Every head runs inside the forward that DDP/DeepSpeed wrap (see `TrainingForward`).
         install_training_forward(model, self.adapter)
 
@@ -141,6 +129,25 @@ class RewardWeightedMultimodalTrainer(Trainer):
         self._pending_weight_logs = bool(self.weight_stats)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
+
+    def _peft_model(self, model, peft_config, args, quantized: bool):
+        """``get_peft_model`` with what TRL's SFTTrainer does around it (LoRA, QLoRA, ZeRO-3, checkpointing)."""
+        from peft import get_peft_model
+
+        if getattr(peft_config, "target_modules", "unset") is None:
+            peft_config.target_modules = self.adapter.lora_target_modules
+        zero3 = args.deepspeed_plugin is not None and args.deepspeed_plugin.zero_stage == 3
+        # ZeRO-3 gathers parameters in the dtype of the first one: keep bf16 adapters on a bf16 base (TRL #6089).
+        model = get_peft_model(model, peft_config, **({"autocast_adapter_dtype": False} if zero3 and not quantized else {}))
+        if zero3 and args.gradient_checkpointing:  # PEFT + ZeRO-3 needs reentrant checkpointing (as in TRL)
+            args.gradient_checkpointing_kwargs = {**(args.gradient_checkpointing_kwargs or {}), "use_reentrant": True}
+        if args.gradient_checkpointing:  # checkpointed blocks of a frozen base need inputs that require grad
+            model.enable_input_require_grads()
+        if quantized:  # QLoRA: adapters in bf16, as in the QLoRA paper and TRL (DoRA magnitudes stay fp32)
+            for name, parameter in model.named_parameters():
+                if parameter.requires_grad and "lora_magnitude_vector" not in name:
+                    parameter.data = parameter.data.to(torch.bfloat16)
+        return model
 
     # ----- loss ---------------------------------------------------------------------------------------------------
     def _modality_counts(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
