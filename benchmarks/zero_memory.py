@@ -42,7 +42,7 @@ MODELS = {
                          "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 9216},
             vq_config={"codebook_size": 32768, "embed_dim": 4, "latent_channels": 4, "base_channels": 256,
                        "channel_multiplier": [1, 2, 2, 4], "num_res_blocks": 2},
-        ),  # fmt: skip
+        ),
     ),
 }
 FROZEN = {"Janus-Pro-1B": ("vqmodel", "vision_model", "aligner"), "Janus-Pro-7B": ("vqmodel", "vision_model", "aligner"),

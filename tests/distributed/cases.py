@@ -17,14 +17,14 @@ from datasets import Dataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: sample_rows
 
-from sample_rows import make_rows  # noqa: E402
+from sample_rows import make_rows
 
-from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer  # noqa: E402
-from trl_unified.models.base import IGNORE_INDEX, IMAGE  # noqa: E402
-from trl_unified.models.registry import get_adapter  # noqa: E402
-from trl_unified.testing.causal_lm import tiny_causal_lm  # noqa: E402
-from trl_unified.testing.emu3 import tiny_emu3  # noqa: E402
-from trl_unified.testing.janus import tiny_janus  # noqa: E402
+from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
+from trl_unified.models.base import IGNORE_INDEX, IMAGE
+from trl_unified.models.registry import get_adapter
+from trl_unified.testing.causal_lm import tiny_causal_lm
+from trl_unified.testing.emu3 import tiny_emu3
+from trl_unified.testing.janus import tiny_janus
 
 BUILDERS = {"causal_lm": tiny_causal_lm, "janus": tiny_janus, "emu3": tiny_emu3}
 GLOBAL_BATCH = 4

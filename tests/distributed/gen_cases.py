@@ -5,11 +5,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: sample_rows
 
-from trl_unified.generation.sampler import SamplingConfig  # noqa: E402
-from trl_unified.generation.self_generation_config import SelfGenerationConfig  # noqa: E402
-from trl_unified.testing.causal_lm import tiny_causal_lm  # noqa: E402
-from trl_unified.testing.emu3 import tiny_emu3  # noqa: E402
-from trl_unified.testing.janus import tiny_janus  # noqa: E402
+from trl_unified.generation.sampler import SamplingConfig
+from trl_unified.generation.self_generation_config import SelfGenerationConfig
+from trl_unified.testing.causal_lm import tiny_causal_lm
+from trl_unified.testing.emu3 import tiny_emu3
+from trl_unified.testing.janus import tiny_janus
 
 PROMPTS = ["red dot left", "blue square above", "green dot right of a square", "two red dots", "a blue dot below"]
 
