@@ -42,6 +42,7 @@ MODELS = {
                          "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 9216},
             vq_config={"codebook_size": 32768, "embed_dim": 4, "latent_channels": 4, "base_channels": 256,
                        "channel_multiplier": [1, 2, 2, 4], "num_res_blocks": 2},
+            vocabulary_map={"<|extra_200|>": 151846},  # the real map names 32768 visual ids; no parameters depend on it
         ),
     ),
 }
@@ -49,14 +50,17 @@ FROZEN = {"Janus-Pro-1B": ("vqmodel", "vision_model", "aligner"), "Janus-Pro-7B"
           "Emu3-Gen": ("vqmodel",)}  # fmt: skip
 
 
-def counts(name: str) -> tuple[int, int, int]:
+def counts(name: str) -> tuple[int, int, int, int]:
+    """Total, trained (full fine-tuning) and largest-layer parameters, and those in 4-bit-quantizable linear layers
+    (bitsandbytes quantizes every ``nn.Linear`` but the output heads)."""
     model_class, config = MODELS[name]
     with torch.device("meta"):
         model = model_class(config())
     total = sum(p.numel() for p in model.parameters())
     frozen = sum(p.numel() for n, p in model.named_parameters() if any(f".{part}." in f".{n}" for part in FROZEN[name]))
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
-    return total, total - frozen, largest
+    linear = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "head" not in n)
+    return total, total - frozen, largest, linear
 
 
 def main() -> None:
@@ -68,8 +72,10 @@ def main() -> None:
 
     print("| model | params (trained) | GPUs | ZeRO-2 | ZeRO-2 + opt. offload | ZeRO-3 | ZeRO-3 + offload |")
     print("|---|---|---|---|---|---|---|")
+    adapters = []
     for name in MODELS:
-        total, trained, largest = counts(name)
+        total, trained, largest, linear = counts(name)
+        adapters.append(f"| {name} | {2 * total / GIB:.1f} GiB | {(linear / 2 + 2 * (total - linear)) / GIB:.1f} GiB |")
         for gpus in (1, 8):
             with redirect_stdout(io.StringIO()):
                 z2 = estimate_zero2_model_states_mem_needs(trained, gpus, 1, cpu_offload=False)[1]
@@ -80,6 +86,10 @@ def main() -> None:
             cells = [f"{(z2 + frozen) / GIB:.1f}", f"{(z2o + frozen) / GIB:.1f}", f"{(z3 + frozen / gpus) / GIB:.1f}",
                      f"{z3o / GIB:.1f}"]
             print(f"| {name} | {total / 1e9:.2f}B ({trained / 1e9:.2f}B) | {gpus} | " + " | ".join(c + " GiB" for c in cells) + " |")
+    print("\nLoRA / QLoRA, weights per GPU (bf16 base; 4-bit linear layers at 0.5 byte per weight, the rest bf16):\n")
+    print("| model | LoRA (bf16 base) | QLoRA (4-bit base) |")
+    print("|---|---|---|")
+    print("\n".join(adapters))
 
 
 if __name__ == "__main__":

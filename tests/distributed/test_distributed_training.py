@@ -26,7 +26,7 @@ from trl_unified.models.registry import get_adapter
 HERE = Path(__file__).parent
 STRATEGIES = ["ddp", "zero2", "zero3", "zero3_offload", "zero3_init"]
 LOSS_KEYS = ("loss", "loss/text", "loss/image")
-#: Worst differences seen, per strategy (printed at the end of the module: `pytest -s`; docs/scaling.md quotes them).
+#: Largest 2-vs-1-process differences, per strategy and case (printed with `pytest -s`; docs/scaling.md quotes them).
 MEASURED: dict[str, dict[str, float]] = {}
 
 
@@ -82,9 +82,9 @@ def logps(trainer, model, batch):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_two_processes_train_like_one(strategy, base_dir, references, tmp_path):
     launch(strategy, base_dir, tmp_path)
-    worst = MEASURED.setdefault(strategy, {"loss_rel": 0.0, "param_abs": 0.0, "logp_abs": 0.0, "moved": float("inf")})
     for case in cases(strategy):
         reference, batch = references(case)
+        worst = MEASURED.setdefault(f"{strategy} {case.name}", {"loss_rel": 0.0, "param_abs": 0.0, "logp_abs": 0.0})
         ranks = [json.loads((tmp_path / case.name / f"rank{r}.json").read_text()) for r in (0, 1)]
 
         # Micro-batches without any image position happened, while the other process had one (the DDP-hang case).
@@ -120,9 +120,14 @@ def test_two_processes_train_like_one(strategy, base_dir, references, tmp_path):
         assert compared > 0
         if case.kind != "lora":
             moved = max((trained[n] - initial[n]).abs().max().item() for n in initial)
-            worst["moved"] = min(worst["moved"], moved)
+            worst["moved"] = moved
             assert moved > 1e-3  # the steps did something (compared above at 2e-5)
         got, want = logps(reference, loaded, batch), logps(reference, reference.model, batch)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
         worst["logp_abs"] = max(worst["logp_abs"], (got - want).abs().max().item())
-    print(f"\n{strategy}: {worst}")
+    lines = [f"{key} " + " ".join(f"{k}={v:.1e}" for k, v in values.items()) for key, values in MEASURED.items()
+             if key.startswith(f"{strategy} ")]
+    print("\n" + "\n".join(lines))
+    if os.environ.get("SCALING_REPORT"):  # docs/scaling.md's table comes from here
+        with open(os.environ["SCALING_REPORT"], "a") as f:
+            f.write("\n".join(lines) + "\n")
