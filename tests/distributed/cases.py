@@ -131,7 +131,9 @@ def probe_batch(case: Case, trainer) -> dict:
 def deepspeed_config(strategy: str) -> dict | None:
     if strategy == "ddp":
         return None
-    zero = {"stage": 2} if strategy == "zero2" else {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}
+    zero = {"stage": 2}
+    if strategy != "zero2":  # threshold 0: partition every parameter (tiny ones would otherwise stay whole everywhere)
+        zero = {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True, "stage3_param_persistence_threshold": 0}
     config = {
         "zero_optimization": zero, "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto",
         "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
