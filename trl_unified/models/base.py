@@ -3,7 +3,9 @@
 The trainer, the collator and the sampler only ever see
 
 * an *interleaved sequence*: input ids, a modality id per position (``TEXT`` or ``IMAGE``) and a loss mask;
-* per-token log-probabilities of the label tokens, computed by the family's own heads.
+* per-token log-probabilities of the label tokens, computed by the family's own heads, and, in training, per-sample
+  per-modality loss sums and counts (``ModalityLosses``) returned by the model's own forward (``TrainingForward``),
+  so that every head runs inside the forward that DDP/DeepSpeed wrap.
 
 Image positions carry a *code* (an index into the image codebook) as their label, whatever id the family feeds
 the model at that position: Janus feeds the code itself to its generation embeddings, shared-vocabulary families

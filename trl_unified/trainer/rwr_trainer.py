@@ -174,8 +174,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
-        coefficients = torch.tensor([0.0, 0.0])
-        coefficients[TEXT], coefficients[IMAGE] = args.text_loss_weight, args.image_loss_weight
+        coefficients = torch.tensor([getattr(args, f"{name}_loss_weight") for _, name in MODALITIES])  # TEXT, IMAGE
         labels = inputs["labels"]
         off = [mod for mod, _ in MODALITIES if coefficients[mod] == 0]
         if off:  # a switched-off modality is not scored (its head still runs, with a zero-weighted contribution)
