@@ -68,3 +68,28 @@ def test_training_forward_returns_per_sample_losses_and_touches_every_head(build
     # Without `modality` it is the model's own forward.
     plain = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     assert plain.logits.shape[:2] == batch["input_ids"].shape
+
+
+def test_training_forward_survives_a_deep_copy_and_accelerate_unwrapping():
+    import copy
+    from types import MethodType
+
+    from accelerate.utils import convert_outputs_to_fp32, extract_model_from_parallel
+
+    model, tokenizer = tiny_causal_lm(seed=0)
+    adapter = get_adapter(model, tokenizer)
+    install_training_forward(model, adapter)
+    batch = batch_for(adapter)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "modality")}
+    with torch.no_grad():
+        before = model(**inputs).loss_sum
+        twin = copy.deepcopy(model)
+        twin.lm_head.weight.mul_(2)  # the copy computes with its own weights
+        assert (twin(**inputs).loss_sum - before).abs().max() > 1e-3
+        torch.testing.assert_close(model(**inputs).loss_sum, before)
+        # accelerate's mixed-precision wrapper, then unwrapping with keep_fp32_wrapper=False (what Trainer saving does)
+        model._original_forward = model.forward
+        model.forward = MethodType(convert_outputs_to_fp32(torch.autocast("cpu", enabled=False)(model.forward.__func__)), model)
+        torch.testing.assert_close(model(**inputs).loss_sum, before)
+        extract_model_from_parallel(model, keep_fp32_wrapper=False)
+        torch.testing.assert_close(model(**inputs).loss_sum, before)

@@ -4,8 +4,8 @@ The trainer, the collator and the sampler only ever see
 
 * an *interleaved sequence*: input ids, a modality id per position (``TEXT`` or ``IMAGE``) and a loss mask;
 * per-token log-probabilities of the label tokens, computed by the family's own heads, and, in training, per-sample
-  per-modality loss sums and counts (``ModalityLosses``) returned by the model's own forward (``TrainingForward``),
-  so that every head runs inside the forward that DDP/DeepSpeed wrap.
+  per-modality loss sums and counts (``ModalityLosses``) returned by the model's own forward
+  (``install_training_forward``), so that every head runs inside the forward that DDP/DeepSpeed wrap.
 
 Image positions carry a *code* (an index into the image codebook) as their label, whatever id the family feeds
 the model at that position: Janus feeds the code itself to its generation embeddings, shared-vocabulary families
@@ -305,36 +305,36 @@ class UnifiedModelAdapter(ABC):
         return []
 
 
-class TrainingForward:
-    """``model.forward`` extended with the adapter's heads (installed by ``install_training_forward``).
+def _training_forward(self: nn.Module, *args: Any, modality: torch.Tensor | None = None, **kwargs: Any) -> Any:
+    """The model's forward in training (see ``install_training_forward``): bound to the model as its ``forward``."""
+    forward = self.__dict__["_unified_model_forward"]
+    if modality is None:
+        return forward(*args, **kwargs)
+    adapter = self.__dict__["_unified_adapter"]
+    return adapter.modality_losses(
+        self, kwargs["input_ids"], kwargs.get("attention_mask"), modality, kwargs["labels"], forward=forward
+    )
 
-    Called with ``modality=`` (a collator batch: ``input_ids``, ``attention_mask``, ``labels``, ``modality``), it runs
-    the backbone *and every head* and returns ``ModalityLosses``; called without, it is the model's own forward.
+
+def install_training_forward(model: nn.Module, adapter: UnifiedModelAdapter) -> nn.Module:
+    """Extend ``model.forward`` with the adapter's heads; returns ``model``. Idempotent.
+
+    Called with ``modality=`` (a collator batch: ``input_ids``, ``attention_mask``, ``labels``, ``modality``), the
+    forward runs the backbone *and every head* and returns ``ModalityLosses``; called without, it is the model's own
+    forward.
 
     Why: DDP and DeepSpeed only see what runs inside the forward they wrap. A head applied to the unwrapped model after
     the forward escapes DDP's reducer ("marked as ready twice", or a hang when a micro-batch leaves it unused), meets
     empty ZeRO-3 partitions, and a direct read of a head's weight bypasses a LoRA layer on it. Replacing the
-    instance's ``forward`` (as accelerate does for mixed precision) keeps the model itself, so its state-dict keys,
-    ``save_pretrained``, PEFT and checkpoint resumption are untouched.
+    instance's ``forward`` with a bound method (as accelerate does for mixed precision, and compatible with its
+    unwrapping) keeps the model itself: its state-dict keys, ``save_pretrained``, PEFT and resumption are untouched.
+    The original forward and the adapter live on the instance, so a deep copy of the model computes with its own
+    weights.
     """
+    from types import MethodType
 
-    def __init__(self, forward: Any, adapter: UnifiedModelAdapter):
-        self.forward, self.adapter = forward, adapter
-
-    def __call__(self, *args: Any, modality: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        if modality is None:
-            return self.forward(*args, **kwargs)
-        model = self.forward.__self__
-        return self.adapter.modality_losses(
-            model, kwargs["input_ids"], kwargs.get("attention_mask"), modality, kwargs["labels"], forward=self.forward
-        )
-
-
-def install_training_forward(model: nn.Module, adapter: UnifiedModelAdapter) -> nn.Module:
-    """Make ``model(input_ids=, attention_mask=, labels=, modality=)`` return ``ModalityLosses`` (see
-    ``TrainingForward``); other calls are unchanged. Idempotent; returns ``model``."""
-    forward = model.forward
-    if isinstance(forward, TrainingForward):
-        forward = forward.forward
-    model.forward = TrainingForward(forward, adapter)
+    if "_unified_model_forward" not in model.__dict__:
+        model.__dict__["_unified_model_forward"] = model.forward
+    model.__dict__["_unified_adapter"] = adapter
+    model.forward = MethodType(_training_forward, model)
     return model

@@ -92,7 +92,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
             args.gradient_checkpointing_kwargs = {"use_reentrant": False}  # works with frozen embeddings (LoRA)
         if peft_config is not None:
             model = self._peft_model(model, peft_config, args, quantized)
-        # Every head runs inside the forward that DDP/DeepSpeed wrap (see `TrainingForward`).
+        # Every head runs inside the forward that DDP/DeepSpeed wrap (see `install_training_forward`).
         install_training_forward(model, self.adapter)
 
         collator = data_collator or DataCollatorForInterleavedSequences(
@@ -179,7 +179,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
         off = [mod for mod, _ in MODALITIES if coefficients[mod] == 0]
         if off:  # a switched-off modality is not scored (its head still runs, with a zero-weighted contribution)
             labels = labels.masked_fill(torch.isin(inputs["modality"], torch.tensor(off, device=labels.device)), IGNORE_INDEX)
-        # The wrapped forward runs backbone and heads (see `TrainingForward`): per-sample, per-modality sums [B, 2].
+        # The wrapped forward runs backbone and heads (see `install_training_forward`): per-sample, per-modality sums [B, 2].
         outputs = model(
             input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels, modality=inputs["modality"]
         )
