@@ -36,7 +36,7 @@ IMAGE_ROWS = {0, 5, 11, 18}  # the other 20 rows are text-only
 @dataclass(frozen=True)
 class Case:
     family: str
-    kind: str  # "full", "lora", "image_off"
+    kind: str  # "full", "lora", "lora_gc" (with gradient checkpointing), "image_off"
     accumulation: int = 1
     from_path: bool = False  # the trainer loads the model itself (ZeRO-3 init) and encodes an `image` column
 
@@ -48,7 +48,11 @@ class Case:
 def cases(strategy: str) -> list[Case]:
     """The cases run under a strategy: full fine-tuning (with accumulation), LoRA, and the image loss switched off."""
     from_path = strategy == "zero3_init"
-    kinds = [("full", 2), ("lora", 1)] if from_path or strategy == "zero3_offload" else [("full", 2), ("lora", 1), ("image_off", 1)]
+    kinds = [("full", 2), ("lora", 1)]
+    if not from_path and strategy != "zero3_offload":
+        kinds.append(("image_off", 1))
+    if strategy in ("ddp", "zero3"):  # DDP's defaults change with checkpointing; PEFT + ZeRO-3 needs it reentrant
+        kinds.append(("lora_gc", 1))
     # Emu3 is left out of ZeRO-3 init: transformers 5.24's `Emu3VQVAE._init_weights` reads a conv weight's fan-in on
     # the empty partition while loading under zero.Init (ValueError "Fan in and fan out can not be computed"),
     # before any of our code runs. docs/scaling.md says so.
@@ -89,6 +93,7 @@ def training_args(case: Case, output_dir: str, world_size: int, deepspeed: dict 
         output_dir, per_device_train_batch_size=GLOBAL_BATCH // world_size, gradient_accumulation_steps=case.accumulation,
         max_steps=STEPS, learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
         seed=0, disable_tqdm=True, beta=0.5, image_loss_weight=0.0 if case.kind == "image_off" else 1.0,
+        gradient_checkpointing=case.kind == "lora_gc",
         deepspeed=deepspeed,
     )
 
@@ -103,7 +108,7 @@ def make_trainer(case: Case, output_dir: str, world_size: int, base_path: str, d
     torch.manual_seed(0)  # LoRA's initial weights
     return RewardWeightedMultimodalTrainer(
         base_path if case.from_path else model, args=args, train_dataset=Dataset.from_list(rows),
-        processing_class=processor, peft_config=lora_config(case.family, adapter) if case.kind == "lora" else None,
+        processing_class=processor, peft_config=lora_config(case.family, adapter) if case.kind.startswith("lora") else None,
     )
 
 
