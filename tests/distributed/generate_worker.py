@@ -44,6 +44,11 @@ def main(out_dir: str) -> None:
         assert type(engine).__name__ == "DeepSpeedEngine"
         assert any(p.numel() == 0 for p in trainer.model.parameters())  # really partitioned outside the forward
 
+        try:  # the module inside a live ZeRO-3 engine is refused (its hooks would free the gathered weights)
+            generate_samples(trainer.model, trainer.adapter, PROMPTS[:1], config=sampling_config(family), progress=False)
+            refused = ""
+        except ValueError as error:
+            refused = str(error)
         prompts = PROMPTS[: 1 + 2 * rank]  # rank 0: 1 prompt, rank 1: 3 prompts
         samples = generate_samples(engine, trainer.adapter, prompts, num_samples=2, config=sampling_config(family), progress=False)
         self_generate(engine, processor, PROMPTS, self_generation_config(os.path.join(out_dir, family, "selfgen")))
@@ -54,7 +59,7 @@ def main(out_dir: str) -> None:
         loss = trainer.compute_loss(engine, batch)
         engine.backward(loss)
         result = {"samples": [{"reasoning_ids": s.reasoning_ids, "image_tokens": s.image_tokens} for s in samples],
-                  "loss_after": loss.item()}
+                  "loss_after": loss.item(), "refused": refused}
         with open(os.path.join(out_dir, family, f"rank{rank}.json"), "w") as f:
             json.dump(result, f)
         trainer.accelerator.wait_for_everyone()

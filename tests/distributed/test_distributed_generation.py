@@ -48,6 +48,7 @@ def test_zero3_sampling_and_self_generation_equal_the_unsharded_model(family, la
         for got, want in zip(result["samples"], expected):
             assert got == {"reasoning_ids": want.reasoning_ids, "image_tokens": want.image_tokens}
         assert torch.isfinite(torch.tensor(result["loss_after"]))
+        assert "pass the engine" in result["refused"]
 
     reference = self_generate(model, processor, PROMPTS, self_generation_config(str(tmp_path / "selfgen")))
     from datasets import load_from_disk
