@@ -71,7 +71,8 @@ def unwrapped_for_generation(model: nn.Module) -> Iterator[nn.Module]:
     engine = _zero3_engine(model)
     module = model.module if engine is not None else model
     if engine is None:
-        module = getattr(module, "module", module)  # DDP
+        if isinstance(module, nn.parallel.DistributedDataParallel):
+            module = module.module
         partitioned = _partitioned(module)
         if partitioned and hasattr(unwrap_model(module), "ds_grads_remaining"):
             raise ValueError(
