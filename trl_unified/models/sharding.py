@@ -34,11 +34,10 @@ def _partitioned(module: nn.Module) -> list[nn.Parameter]:
     return [p for p in module.parameters() if getattr(p, "ds_status", None) == ZeroParamStatus.NOT_AVAILABLE]
 
 
-def _zero3_engine(model: nn.Module) -> Any:
+def _engine(model: nn.Module) -> Any:
+    """``model`` if it is a DeepSpeed engine, else None."""
     deepspeed = sys.modules.get("deepspeed")
-    if deepspeed is None or not isinstance(model, deepspeed.DeepSpeedEngine):
-        return None
-    return model if model.zero_optimization_stage() == 3 else None
+    return model if deepspeed is not None and isinstance(model, deepspeed.DeepSpeedEngine) else None
 
 
 @contextmanager
@@ -68,11 +67,9 @@ def unwrapped_for_generation(model: nn.Module) -> Iterator[nn.Module]:
     (yet) in an engine is gathered. Anything else (one process, DDP, ZeRO-1/2) is yielded unwrapped, unchanged.
     Every process must enter the block when there is something to gather.
     """
-    engine = _zero3_engine(model)
-    module = model.module if engine is not None else model
-    if engine is None:
-        if isinstance(module, nn.parallel.DistributedDataParallel):
-            module = module.module
+    engine = _engine(model)
+    module = model.module if engine is not None or isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if engine is None or engine.zero_optimization_stage() != 3:
         partitioned = _partitioned(module)
         if partitioned and hasattr(unwrap_model(module), "ds_grads_remaining"):
             raise ValueError(
