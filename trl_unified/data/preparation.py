@@ -13,6 +13,7 @@ import numpy as np
 from datasets import Dataset
 from transformers.utils import logging
 
+from ..models.sharding import gathered_parameters
 from ..weighting import WeightStats, compute_weights, count_constant_groups, is_group_relative
 from .collator import DataCollatorForInterleavedSequences, _is_integer
 
@@ -325,7 +326,10 @@ def prepare_dataset(
                     codes[i] = row_codes
             return {"image_tokens": codes}
 
-        dataset = dataset.map(encode, batched=True, batch_size=16, desc=f"Encoding {split} images")
+        # ZeRO-3 with zero3_init_flag partitions the image tokenizer at load time: gather it for the encoding (every
+        # process prepares its own copy of the dataset, so every process takes part in the gather).
+        with gathered_parameters(adapter.frozen_modules(model)):
+            dataset = dataset.map(encode, batched=True, batch_size=16, desc=f"Encoding {split} images")
 
     _check_ids(dataset, _vocab_size(model), split)
     # The collator's own check, run once over every row now rather than mid-training.

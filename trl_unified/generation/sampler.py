@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from ..models.base import IMAGE, TEXT, UnifiedModelAdapter, unwrap_model
+from ..models.sharding import gathers_parameters
 from .logits import DrawSpace, draw, guide, skip_draw
 
 MODES = ("unified", "staged", "image_only")
@@ -347,6 +348,7 @@ def _image_phase(backbone, core, adapter, plan: _ImagePlan, contexts, config, rn
     return codes
 
 
+@gathers_parameters  # ZeRO-3: whole parameters, gathered once on every process
 def generate_samples(
     model: nn.Module,
     adapter: UnifiedModelAdapter,

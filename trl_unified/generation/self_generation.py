@@ -35,6 +35,7 @@ from datasets import Dataset, Features, load_from_disk
 from transformers.utils import logging
 
 from ..models.base import UnifiedModelAdapter
+from ..models.sharding import gathers_parameters
 from ..rewards.base import RewardFn
 from ..rewards.resolve import RewardSet, resolve_rewards
 from ..versions import package_versions
@@ -130,6 +131,7 @@ def _generate_shard(
 
 
 
+@gathers_parameters  # ZeRO-3: whole parameters, gathered once on every process
 def self_generate(
     model,
     processing_class: Any,

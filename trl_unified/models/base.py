@@ -3,7 +3,9 @@
 The trainer, the collator and the sampler only ever see
 
 * an *interleaved sequence*: input ids, a modality id per position (``TEXT`` or ``IMAGE``) and a loss mask;
-* per-token log-probabilities of the label tokens, computed by the family's own heads.
+* per-token log-probabilities of the label tokens, computed by the family's own heads, and, in training, per-sample
+  per-modality loss sums and counts (``ModalityLosses``) returned by the model's own forward
+  (``install_training_forward``), so that every head runs inside the forward that DDP/DeepSpeed wrap.
 
 Image positions carry a *code* (an index into the image codebook) as their label, whatever id the family feeds
 the model at that position: Janus feeds the code itself to its generation embeddings, shared-vocabulary families
@@ -20,6 +22,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from transformers.utils import ModelOutput
 
 TEXT = 0
 IMAGE = 1
@@ -57,6 +60,18 @@ def gather_logps(logits: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 
         rows = rows.float()
         out.append(rows.gather(-1, index.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(rows, dim=-1))
     return torch.cat(out) if out else logits.new_zeros(0, dtype=torch.float32)
+
+
+@dataclass
+class ModalityLosses(ModelOutput):
+    """What the training forward returns: per sample and per modality (``[B, 2]``, columns ``TEXT``, ``IMAGE``),
+    the summed loss (token families: summed negative log-likelihood) and how many units it sums (label tokens).
+
+    A continuous family (flow matching) returns its summed per-token MSE and its token count in the same shape.
+    """
+
+    loss_sum: torch.Tensor | None = None
+    count: torch.Tensor | None = None
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -198,21 +213,32 @@ class UnifiedModelAdapter(ABC):
         input_ids: torch.Tensor,
         modality: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        *,
+        forward: Any = None,
         **kwargs: Any,
     ):
         """Run the backbone and return ``(last hidden states [B, T, H], model outputs)``.
 
-        ``model`` is called as a whole (never a submodule) so DDP/DeepSpeed see a normal forward; ``logits_to_keep=1``
-        keeps the full-vocabulary head off all but one position, the heads are applied by the caller where needed.
-        ``kwargs`` (``past_key_values``, ``use_cache``, ``position_ids``) are passed through for the sampler.
+        ``model`` is called as a whole (never a submodule) so DDP/DeepSpeed see a normal forward; inside the training
+        forward (``forward``, the model's own forward) the backbone is called directly. ``logits_to_keep=1`` keeps the
+        full-vocabulary head off all but one position, the heads are applied by the caller where needed. ``kwargs``
+        (``past_key_values``, ``use_cache``, ``position_ids``) are passed through for the sampler.
         """
         embeds = self.input_embeddings(unwrap_model(model), input_ids, modality)
         inputs = {"input_ids": input_ids} if embeds is None else {"inputs_embeds": embeds}
         kwargs.setdefault("use_cache", False)
-        outputs = model(
+        outputs = (forward or model)(
             **inputs, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1, return_dict=True, **kwargs
         )
         return outputs.hidden_states[-1], outputs
+
+    #: Rows of hidden states per head call: bounds the transient ``[rows, vocabulary]`` logits (a shared-vocabulary
+    #: head is run over its whole vocabulary, then sliced; see ``SharedVocabularyAdapter.image_logits``).
+    head_chunk_rows: ClassVar[int] = 1024
+
+    def _head_logps(self, head: Any, core: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        rows = self.head_chunk_rows
+        return torch.cat([gather_logps(head(core, h), t) for h, t in zip(hidden.split(rows), targets.split(rows))])
 
     def token_logps(
         self,
@@ -221,23 +247,50 @@ class UnifiedModelAdapter(ABC):
         attention_mask: torch.Tensor,
         modality: torch.Tensor,
         labels: torch.Tensor,
+        *,
+        forward: Any = None,
     ) -> torch.Tensor:
         """Log-probability of each label under the model: ``[B, T-1]`` aligned with ``labels[:, 1:]``, 0 where no loss.
 
         Only positions with a label reach a head, so the full text vocabulary is never materialised for image
-        positions (nor for the prompt).
+        positions (nor for the prompt). Every head runs on every call, as a module call: a head with no position to
+        score runs on one position with a zero-weighted contribution, so each trained parameter takes part in every
+        step (DDP's reducer, ZeRO's gradient partitions and the processes' collectives stay in step).
         """
-        hidden, _ = self.forward_hidden(model, input_ids, modality, attention_mask)
+        hidden, _ = self.forward_hidden(model, input_ids, modality, attention_mask, forward=forward)
         core = unwrap_model(model)
         hidden, targets, target_modality = hidden[:, :-1], labels[:, 1:], modality[:, 1:]
         # Zeros that stay on the graph: a batch with nothing to score (e.g. its only modality switched off) still
-        # backpropagates, and every backbone parameter takes part in each step (as DDP expects).
+        # backpropagates, and every backbone parameter takes part in each step.
         logps = (hidden[..., 0] * 0).float()
         for mod, head in ((TEXT, self.text_logits), (IMAGE, self.image_logits)):
             where = (targets != IGNORE_INDEX) & (target_modality == mod)
             if where.any():
-                logps[where] = gather_logps(head(core, hidden[where]), targets[where])
+                logps = logps.index_put((where,), self._head_logps(head, core, hidden[where], targets[where]))
+            else:
+                logps = logps + 0 * head(core, hidden[:1, :1]).float().sum()
         return logps
+
+    def modality_losses(
+        self,
+        model: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        modality: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        forward: Any = None,
+    ) -> ModalityLosses:
+        """Per sample and per modality: summed negative log-likelihood of the label tokens and their count.
+
+        This is what the training forward returns (see ``install_training_forward``); the trainer weights it by the
+        rewards. A continuous-image family overrides it (e.g. summed per-token flow-matching MSE for its images).
+        """
+        logps = self.token_logps(model, input_ids, attention_mask, modality, labels, forward=forward)
+        targets, target_modality = labels[:, 1:], modality[:, 1:]
+        masks = [((targets != IGNORE_INDEX) & (target_modality == mod)).to(logps) for mod in (TEXT, IMAGE)]
+        loss_sum = torch.stack([-(logps * mask).sum(dim=1) for mask in masks], dim=1)
+        return ModalityLosses(loss_sum=loss_sum, count=torch.stack([mask.sum(dim=1) for mask in masks], dim=1))
 
     # ----- images ----------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -252,3 +305,38 @@ class UnifiedModelAdapter(ABC):
     def frozen_modules(self, model: nn.Module) -> list[nn.Module]:
         """Parts that are never trained (VQ models, vision towers)."""
         return []
+
+
+def _training_forward(self: nn.Module, *args: Any, modality: torch.Tensor | None = None, **kwargs: Any) -> Any:
+    """The model's forward in training (see ``install_training_forward``): bound to the model as its ``forward``."""
+    forward = self.__dict__["_unified_model_forward"]
+    if modality is None:
+        return forward(*args, **kwargs)
+    adapter = self.__dict__["_unified_adapter"]
+    return adapter.modality_losses(
+        self, kwargs["input_ids"], kwargs.get("attention_mask"), modality, kwargs["labels"], forward=forward
+    )
+
+
+def install_training_forward(model: nn.Module, adapter: UnifiedModelAdapter) -> nn.Module:
+    """Extend ``model.forward`` with the adapter's heads; returns ``model``. Idempotent.
+
+    Called with ``modality=`` (a collator batch: ``input_ids``, ``attention_mask``, ``labels``, ``modality``), the
+    forward runs the backbone *and every head* and returns ``ModalityLosses``; called without, it is the model's own
+    forward.
+
+    Why: DDP and DeepSpeed only see what runs inside the forward they wrap. A head applied to the unwrapped model after
+    the forward escapes DDP's reducer ("marked as ready twice", or a hang when a micro-batch leaves it unused), meets
+    empty ZeRO-3 partitions, and a direct read of a head's weight bypasses a LoRA layer on it. Replacing the
+    instance's ``forward`` with a bound method (as accelerate does for mixed precision, and compatible with its
+    unwrapping) keeps the model itself: its state-dict keys, ``save_pretrained``, PEFT and resumption are untouched.
+    The original forward and the adapter live on the instance, so a deep copy of the model computes with its own
+    weights.
+    """
+    from types import MethodType
+
+    if "_unified_model_forward" not in model.__dict__:
+        model.__dict__["_unified_model_forward"] = model.forward
+    model.__dict__["_unified_adapter"] = adapter
+    model.forward = MethodType(_training_forward, model)
+    return model

@@ -61,10 +61,18 @@ class SharedVocabularyAdapter(UnifiedModelAdapter):
         return self._output_head(model)(hidden)
 
     def image_logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-        head = self._output_head(model)
-        ids = torch.as_tensor(self.image_token_ids, device=head.weight.device)
-        bias = None if head.bias is None else head.bias[ids]
-        return nn.functional.linear(hidden, head.weight[ids], bias)
+        """The head *module* over the whole vocabulary, then the code columns.
+
+        Calling the module (rather than reading ``head.weight[ids]``) is what lets ZeRO-3 gather the weight and a
+        LoRA layer on the head take part. The cost: the head's full ``[rows, vocabulary]`` product for image rows
+        (Emu3: 184,622 ids for 32,768 codes, 5.6x the sliced product, about 8% more forward FLOPs per image token of
+        the 8B model); ``head_chunk_rows`` bounds the transient full logits, only the code columns stay for backward.
+        """
+        logits = self._output_head(model)(hidden)
+        ids = getattr(self, "_image_ids_tensor", None)
+        if ids is None or ids.device != logits.device:
+            ids = self._image_ids_tensor = torch.as_tensor(self.image_token_ids, device=logits.device)
+        return logits.index_select(-1, ids)
 
 
 class CausalLMAdapter(SharedVocabularyAdapter):

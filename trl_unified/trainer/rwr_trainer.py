@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,7 +13,7 @@ from transformers.utils import logging
 
 from ..data.collator import DataCollatorForInterleavedSequences
 from ..data.preparation import prepare_dataset
-from ..models.base import IGNORE_INDEX, IMAGE, TEXT, unwrap_model
+from ..models.base import IGNORE_INDEX, IMAGE, TEXT, install_training_forward, unwrap_model
 from ..models.registry import get_adapter, load_pretrained
 from ..weighting import WeightStats
 from .checkpoints import record_checkpoint, verify_checkpoint
@@ -24,6 +23,18 @@ from .rwr_config import RewardWeightedMultimodalConfig
 logger = logging.get_logger(__name__)
 
 MODALITIES = ((TEXT, "text"), (IMAGE, "image"))
+
+
+def _prepare_zero3_init(args: RewardWeightedMultimodalConfig) -> None:
+    """With ZeRO-3 (``zero3_init_flag``), ``from_pretrained`` partitions the model over DeepSpeed's process group as it
+    loads: set that group up first (the Trainer would only do so later; without it DeepSpeed assumes one process)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    _ = args.device  # accelerate's process group
+    if is_deepspeed_zero3_enabled():
+        import deepspeed
+
+        deepspeed.init_distributed()
 
 
 class RewardWeightedMultimodalTrainer(Trainer):
@@ -64,7 +75,11 @@ class RewardWeightedMultimodalTrainer(Trainer):
         else:
             set_seed(args.seed)
         if isinstance(model, str):
-            model = load_pretrained(model, adapter_name=args.model_adapter, **(args.model_init_kwargs or {}))
+            _prepare_zero3_init(args)
+            init_kwargs = args.model_init_kwargs or {}  # a JSON string on the command line: parsed by the config
+            if args.world_size > 1:  # each process holds its whole copy: a device map ("auto") would split it
+                init_kwargs = {**init_kwargs, "device_map": None}
+            model = load_pretrained(model, adapter_name=args.model_adapter, **init_kwargs)
         if processing_class is None:
             if not model_id:
                 raise ValueError("Pass `processing_class`: it cannot be loaded for a model with no name or path.")
@@ -73,14 +88,15 @@ class RewardWeightedMultimodalTrainer(Trainer):
         self.adapter = get_adapter(model, processing_class, args.model_adapter)
         for module in self.adapter.frozen_modules(model):
             module.requires_grad_(False)
-        if peft_config is not None:
-            from peft import get_peft_model
-
-            if getattr(peft_config, "target_modules", "unset") is None:
-                peft_config.target_modules = self.adapter.lora_target_modules
-            model = get_peft_model(model, peft_config)
+        quantized = getattr(unwrap_model(model), "is_quantized", False)
+        if quantized and peft_config is None:
+            raise ValueError("A quantized (k-bit) model can only be trained with adapters: pass `peft_config` (QLoRA).")
         if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
             args.gradient_checkpointing_kwargs = {"use_reentrant": False}  # works with frozen embeddings (LoRA)
+        if peft_config is not None:
+            model = self._peft_model(model, peft_config, args, quantized)
+        # Every head runs inside the forward that DDP/DeepSpeed wrap (see `install_training_forward`).
+        install_training_forward(model, self.adapter)
 
         collator = data_collator or DataCollatorForInterleavedSequences(
             self.adapter, max_length=args.max_length, truncate_reasoning=args.truncate_reasoning
@@ -114,10 +130,31 @@ class RewardWeightedMultimodalTrainer(Trainer):
         # The loss is ours: Trainer must neither count items for the model nor rescale for accumulation.
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = True
-        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        # Per mode, [statistic, modality] sums over the logging window: weighted loss, its normaliser (tokens or
+        # sequences), summed weights and samples having the modality; summed over processes when logged.
+        self._metric_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
         self._pending_weight_logs = bool(self.weight_stats)
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
+
+    def _peft_model(self, model, peft_config, args, quantized: bool):
+        """``get_peft_model`` with what TRL's SFTTrainer does around it (LoRA, QLoRA, ZeRO-3, checkpointing)."""
+        from peft import get_peft_model
+
+        if getattr(peft_config, "target_modules", "unset") is None:
+            peft_config.target_modules = self.adapter.lora_target_modules
+        zero3 = args.deepspeed_plugin is not None and args.deepspeed_plugin.zero_stage == 3
+        # ZeRO-3 gathers parameters in the dtype of the first one: keep bf16 adapters on a bf16 base (TRL #6089).
+        model = get_peft_model(model, peft_config, **({"autocast_adapter_dtype": False} if zero3 and not quantized else {}))
+        if zero3 and args.gradient_checkpointing:  # PEFT + ZeRO-3 needs reentrant checkpointing (as in TRL)
+            args.gradient_checkpointing_kwargs = {**(args.gradient_checkpointing_kwargs or {}), "use_reentrant": True}
+        if args.gradient_checkpointing:  # checkpointed blocks of a frozen base need inputs that require grad
+            model.enable_input_require_grads()
+        if quantized:  # QLoRA: adapters in bf16, as in the QLoRA paper and TRL (DoRA magnitudes stay fp32)
+            for name, parameter in model.named_parameters():
+                if parameter.requires_grad and "lora_magnitude_vector" not in name:
+                    parameter.data = parameter.data.to(torch.bfloat16)
+        return model
 
     # ----- loss ---------------------------------------------------------------------------------------------------
     def _modality_counts(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -144,35 +181,35 @@ class RewardWeightedMultimodalTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args = self.args
-        coefficients = {TEXT: args.text_loss_weight, IMAGE: args.image_loss_weight}
+        coefficients = torch.tensor([getattr(args, f"{name}_loss_weight") for _, name in MODALITIES])  # TEXT, IMAGE
         labels = inputs["labels"]
-        off = [mod for mod, coefficient in coefficients.items() if coefficient == 0]
-        if off:  # a switched-off modality never reaches its head (and so sends it no gradient)
+        off = [mod for mod, _ in MODALITIES if coefficients[mod] == 0]
+        if off:  # a switched-off modality is not scored (its head still runs, with a zero-weighted contribution)
             labels = labels.masked_fill(torch.isin(inputs["modality"], torch.tensor(off, device=labels.device)), IGNORE_INDEX)
-        logps = self.adapter.token_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["modality"], labels)
+        # The wrapped forward runs backbone and heads (see `install_training_forward`): per-sample, per-modality sums [B, 2].
+        outputs = model(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels, modality=inputs["modality"]
+        )
+        loss_sum, count = outputs.loss_sum, outputs.count
 
         if num_items_in_batch is None:  # evaluation, or a caller outside the training loop: this batch alone
-            counts, scale = self._modality_counts({"labels": labels, "modality": inputs["modality"]}), 1.0
+            normalisers, scale = self._modality_counts({"labels": labels, "modality": inputs["modality"]}), 1.0
         else:  # DDP/DeepSpeed average gradients over processes; the counts are already global
-            counts, scale = num_items_in_batch.to(logps.device), float(self.accelerator.num_processes)
+            normalisers, scale = num_items_in_batch, float(self.accelerator.num_processes)
+        present = count > 0
+        if args.loss_normalization == "sequence":  # each sequence's mean
+            loss_sum = loss_sum / count.clamp(min=1)
+        weights = torch.stack([inputs[f"{name}_weight"] for _, name in MODALITIES], dim=1).to(loss_sum)  # TEXT, IMAGE
+        weighted = (weights * loss_sum).sum(dim=0)  # [2]
+        coefficients = coefficients.to(weighted)
+        loss = (coefficients * weighted / normalisers.to(weighted).clamp(min=1)).sum() * scale
 
-        targets, target_modality = labels[:, 1:], inputs["modality"][:, 1:]
+        units = count.sum(dim=0) if args.loss_normalization == "token" else present.sum(dim=0)
+        stats = torch.stack([weighted, units.to(weighted), (weights * present).sum(dim=0), present.sum(dim=0).to(weighted)])
         mode = "train" if model.training else "eval"
-        loss = logps.new_zeros(())
-        for mod, name in MODALITIES:
-            mask = ((targets != IGNORE_INDEX) & (target_modality == mod)).float()
-            present = mask.sum(dim=1) > 0
-            if args.loss_normalization == "sequence":
-                mask = mask / mask.sum(dim=1, keepdim=True).clamp(min=1)
-            nll = -(logps * mask).sum(dim=1)  # [B]: summed (or per-sequence mean) CE of this modality
-            weights = inputs[f"{name}_weight"].to(nll)
-            weighted = (weights * nll).sum()
-            loss = loss + coefficients[mod] * weighted / counts[mod].clamp(min=1) * scale
-            if present.any():  # logged per micro-batch, normalised by its own count (comparable across setups)
-                local = mask.sum() if args.loss_normalization == "token" else present.sum()
-                self._metrics[mode][f"loss/{name}"].append((weighted / local).item())
-                self._metrics[mode][f"weights/{name}_mean"].append(weights[present].mean().item())
-        return (loss, {"logps": logps}) if return_outputs else loss
+        previous = self._metric_sums[mode]
+        self._metric_sums[mode] = stats.detach() if previous is None else previous + stats.detach()
+        return (loss, outputs) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
@@ -182,8 +219,25 @@ class RewardWeightedMultimodalTrainer(Trainer):
 
     # ----- logging ------------------------------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the per-modality metrics of the logging window, summed over every micro-batch and process.
+
+        ``loss/<modality>`` is the weighted loss over its normaliser (tokens or sequences), ``weights/<modality>_mean``
+        the mean weight of the samples having that modality. Every process calls ``log`` at the same steps (as
+        ``Trainer`` does), so the sum over processes is one collective per log.
+        """
         mode = "train" if self.model.training else "eval"
-        metrics = {key: sum(values) / len(values) for key, values in self._metrics[mode].items() if values}
+        sums = self._metric_sums[mode]
+        if sums is None:
+            sums = torch.zeros(4, len(MODALITIES), device=self.args.device)
+        if self.accelerator.num_processes > 1:
+            sums = self.accelerator.reduce(sums.to(self.args.device), reduction="sum")
+        metrics = {}
+        for mod, name in MODALITIES:
+            weighted, units, weight_sum, samples = sums[:, mod].tolist()
+            if units > 0:
+                metrics[f"loss/{name}"] = weighted / units
+            if samples > 0:
+                metrics[f"weights/{name}_mean"] = weight_sum / samples
         if mode == "eval":
             metrics = {f"eval_{key}": value for key, value in metrics.items()}
         logs = {**logs, **metrics}
@@ -197,7 +251,7 @@ class RewardWeightedMultimodalTrainer(Trainer):
                         logs[f"weights/{source}/{name}_{field}"] = value
             self._pending_weight_logs = False
         super().log(logs, start_time)
-        self._metrics[mode].clear()
+        self._metric_sums[mode] = None
 
     # ----- saving and cards ---------------------------------------------------------------------------------------
     def create_model_card(
