@@ -283,10 +283,9 @@ def test_hub_ids_and_dataset_origins(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("family", ["janus", "emu3"])
 def test_families_that_also_read_images_are_any_to_any(family, tmp_path):
-    from trl_unified.testing.emu3 import tiny_emu3
-    from trl_unified.testing.janus import tiny_janus
+    from trl_unified.testing.families import tiny_model
 
-    model, processor = {"janus": tiny_janus, "emu3": tiny_emu3}[family](seed=0)
+    model, processor = tiny_model(family, seed=0)
     args = RewardWeightedMultimodalConfig(str(tmp_path), report_to="none", use_cpu=True)
     trainer = RewardWeightedMultimodalTrainer(model, args=args, processing_class=processor)
     trainer.create_model_card()

@@ -175,14 +175,15 @@ def launch_two_processes(accelerate_config: str, script: str, argv: list[str]) -
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
 
-def assert_two_zero2_ranks(output_dir: Path) -> None:
-    """Two DeepSpeed ranks really trained: one ZeRO-2 optimizer partition each, every parameter group split in 2."""
+def assert_two_deepspeed_ranks(output_dir: Path, stage: int = 2) -> None:
+    """Two DeepSpeed ranks really trained: one optimizer partition each at the config's ZeRO stage."""
     step = output_dir / "checkpoint-2" / "global_step2"
-    partitions = sorted(path.name for path in step.glob("zero_pp_rank_*_optim_states.pt"))
-    assert partitions == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    partitions = sorted(path.name for path in step.glob("*zero_pp_rank_*_optim_states.pt"))
+    assert len(partitions) == 2 and {"zero_pp_rank_0", "zero_pp_rank_1"} == {n.split("_mp_")[0][-14:] for n in partitions}
     state = torch.load(step / partitions[1], map_location="cpu", weights_only=False)
-    assert int(state["optimizer_state_dict"]["zero_stage"]) == 2
-    assert set(state["optimizer_state_dict"]["partition_count"]) == {2}
+    assert int(state["optimizer_state_dict"]["zero_stage"]) == stage
+    if stage == 2:
+        assert set(state["optimizer_state_dict"]["partition_count"]) == {2}
 
 
 def test_two_process_deepspeed_zero2_sft_launch(tmp_path):
@@ -205,16 +206,18 @@ def test_two_process_deepspeed_zero2_sft_launch(tmp_path):
         "--output_dir", str(output_dir), "--max_length", "128", "--per_device_train_batch_size", "1",
         *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
     ])
-    assert_two_zero2_ranks(output_dir)
+    assert_two_deepspeed_ranks(output_dir)
     logs = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     assert len([entry for entry in logs if "loss/image" in entry]) == 2
     assert (output_dir / "model.safetensors").exists()
 
 
-def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
-    """The whole loop on a tiny Janus with 2 ZeRO-2 processes: they share the prompts' shards, then train LoRA."""
+@pytest.mark.parametrize("stage", [2, 3])
+def test_two_process_deepspeed_rwr_loop_launch(stage, checkpoints, tmp_path):
+    """The whole loop on a tiny Janus with 2 ZeRO-2 or ZeRO-3 processes (the shipped configs; ZeRO-3 loads the model
+    partitioned, `zero3_init_flag`): they share the prompts' shards, then train LoRA."""
     output_dir = tmp_path / "run"
-    launch_two_processes("deepspeed_zero2.yaml", "rwr_self_generated.py", [
+    launch_two_processes(f"deepspeed_zero{stage}.yaml", "rwr_self_generated.py", [
         "--config", str(EXAMPLES / "configs" / "janus_pro_1b.yaml"), "--model_name_or_path", str(checkpoints / "janus"),
         "--prompts", str(checkpoints / "prompts.txt"), "--num_samples", "2", "--max_text_tokens", "4",
         "--image_rewards", f"vqascore:{checkpoints / 'judge'}",
@@ -224,7 +227,7 @@ def test_two_process_deepspeed_zero2_rwr_loop_launch(checkpoints, tmp_path):
     ])
     samples = load_from_disk(str(tmp_path / "run-samples"))
     assert len(samples) == 6 and len(list((tmp_path / "run-samples" / "shards").glob("*.parquet"))) == 3
-    assert_two_zero2_ranks(output_dir)
+    assert_two_deepspeed_ranks(output_dir, stage)
     assert (output_dir / "adapter_model.safetensors").exists()
 
 

@@ -22,11 +22,7 @@ from sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.models.base import IGNORE_INDEX, IMAGE
 from trl_unified.models.registry import get_adapter
-from trl_unified.testing.causal_lm import tiny_causal_lm
-from trl_unified.testing.emu3 import tiny_emu3
-from trl_unified.testing.janus import tiny_janus
-
-BUILDERS = {"causal_lm": tiny_causal_lm, "janus": tiny_janus, "emu3": tiny_emu3}
+from trl_unified.testing.families import FAMILIES as BUILDERS
 GLOBAL_BATCH = 4
 STEPS = 3
 NUM_ROWS = 24

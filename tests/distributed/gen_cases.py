@@ -8,8 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from trl_unified.generation.sampler import SamplingConfig
 from trl_unified.generation.self_generation_config import SelfGenerationConfig
 from trl_unified.testing.causal_lm import tiny_causal_lm
-from trl_unified.testing.emu3 import tiny_emu3
-from trl_unified.testing.janus import tiny_janus
+from trl_unified.testing.families import tiny_model
 
 PROMPTS = ["red dot left", "blue square above", "green dot right of a square", "two red dots", "a blue dot below"]
 
@@ -17,7 +16,7 @@ PROMPTS = ["red dot left", "blue square above", "green dot right of a square", "
 def build(family: str):
     if family == "causal_lm":  # with an image codec: self-generation decodes its pictures
         return tiny_causal_lm(seed=0, image_codec="shapes", num_image_tokens=64)
-    return {"janus": tiny_janus, "emu3": tiny_emu3}[family](seed=0)
+    return tiny_model(family, seed=0)
 
 
 def sampling_config(family: str) -> SamplingConfig:

@@ -91,6 +91,28 @@ def unwrapped_for_generation(model: nn.Module) -> Iterator[nn.Module]:
             add_hooks(engine)
 
 
+@contextmanager
+def loading_whole_models() -> Iterator[None]:
+    """``from_pretrained`` inside the block builds whole models even under a ZeRO-3 launch.
+
+    transformers partitions every model it loads once a ZeRO-3 config is registered (``zero3_init_flag``, set when
+    the training arguments are parsed). Frozen helpers that never enter the engine (reward judges) must be whole on
+    every process: partitioned, they would compute on empty tensors outside any forward that gathers them.
+    """
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    reference = hf_deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps the registered config only here
+    config = reference() if reference is not None else None
+    if config is None:
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)
+
+
 def gathers_parameters(function: F) -> F:
     """Decorate an entry point whose first argument is the model: it runs inside ``unwrapped_for_generation``."""
 

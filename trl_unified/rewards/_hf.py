@@ -18,8 +18,11 @@ def load_judge(
     if (model is None) != (processor is None) or (model is None) == (model_name_or_path is None):
         raise ValueError("pass either model_name_or_path, or both a model and its processor/tokenizer")
     if model is None:
+        from ..models.sharding import loading_whole_models
+
         kwargs = {"dtype": dtype} if dtype is not None else {}
-        model = model_class.from_pretrained(model_name_or_path, **kwargs)
+        with loading_whole_models():  # a frozen judge is whole on every process, also under ZeRO-3
+            model = model_class.from_pretrained(model_name_or_path, **kwargs)
         processor = processor_class.from_pretrained(model_name_or_path)
     device = pick_device(device, model)
     return model.to(device).eval(), processor, device
