@@ -365,9 +365,10 @@ def checksum_path(shard: Path) -> Path:
     return shard.with_name(shard.name + ".sha256")
 
 
-def record_checksum(shard: Path) -> str:
-    """Write the shard's sha256 beside it (atomically, after the shard): the run file collects them at the end."""
-    digest = file_digest(shard)
+def record_checksum(shard: Path, written: Path | None = None) -> str:
+    """Write ``shard``'s sha256 beside it (atomically): the bytes of ``written`` (the shard's temporary file, before it
+    is renamed into place, so that a shard file never exists without its checksum). The run file collects them."""
+    digest = file_digest(written or shard)
     write_atomically(checksum_path(shard), (digest + "\n").encode())
     return digest
 

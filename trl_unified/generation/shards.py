@@ -51,19 +51,19 @@ def shard_complete(path: Path, expected_rows: int, run: dict | None = None) -> b
 
 
 def write_shard(dataset: Dataset, path: Path) -> str:
-    """Write to a temporary name in the same folder, then rename: a shard file is complete or absent. Then record its
-    checksum beside it (a shard without one is generated again). Returns the checksum."""
+    """Write to a temporary name in the same folder, record its checksum beside the shard's name, then rename: a shard
+    file is complete or absent, and never without its checksum (a killed writer leaves at most a checksum that matches
+    no file, and the shard is generated again). Returns the checksum."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
     try:
         dataset.to_parquet(str(tmp))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        checksum_path = path.with_name(path.name + ".sha256")
-        checksum_path.unlink(missing_ok=True)  # a stale one must not vouch for the new file
+        digest = record_checksum(path, written=tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return record_checksum(path)
+    return digest
 
 
 @contextlib.contextmanager
