@@ -167,7 +167,7 @@ def test_eval_mode_and_no_grad_then_training_mode_restored(lm):
     model, adapter = lm
     model.train()
     seen = []
-    hook = model.register_forward_hook(
+    hook = adapter.sampling_backbone(model).register_forward_hook(
         lambda module, args, out: seen.append((module.training, torch.is_grad_enabled()))
     )
     try:
@@ -205,8 +205,9 @@ def test_guidance_of_one_or_none_means_no_unconditional_rows(lm):
     model, adapter = lm
     assert not SamplingConfig(guidance_scale=1.0).guided and not SamplingConfig(guidance_scale=None).guided
     rows = []
-    hook = model.register_forward_hook(lambda module, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]),
-                                       with_kwargs=True)
+    hook = adapter.sampling_backbone(model).register_forward_hook(
+        lambda module, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
     try:
         run(model, adapter, ["red dot"], 3, mode="image_only", guidance_scale=None)
         assert set(rows) == {3}

@@ -14,8 +14,9 @@ codebook, which is exactly what the sampler draws from in the image phase.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -236,6 +237,30 @@ class UnifiedModelAdapter(ABC):
             if where.any():
                 logps[where] = gather_logps(head(core, hidden[where]), targets[where])
         return logps
+
+    # ----- sampling ---------------------------------------------------------------------------------------------------
+    def sampling_backbone(self, model: nn.Module) -> nn.Module:
+        """The module the sampler steps: the language model without any head (``last_hidden_state`` post-norm).
+
+        Sampling draws from one head per position (text or image), so the full-vocabulary head of ``model.forward``
+        would be wasted work at every step. The default is ``get_decoder()`` (right for Janus, Emu3 and causal LMs).
+        """
+        return unwrap_model(model).get_decoder()
+
+    def sampling_heads(self, model: nn.Module) -> tuple[Callable, Callable]:
+        """``(text_head, image_head)``: hidden ``[N, H]`` -> text / codebook logits, built once per sampling call."""
+        core = unwrap_model(model)
+        return partial(self.text_logits, core), partial(self.image_logits, core)
+
+    def text_blocked_ids(self) -> list[int]:
+        """Ids the text phase never draws: the image layout's special tokens (row markers, end-of-image...).
+
+        End-of-sequence and begin-of-image stay allowed (they end the text); plain-text forced tokens (Emu3's size
+        header) too. Shared-vocabulary families add their image codes.
+        """
+        special = set(self.tokenizer.all_special_ids)
+        keep = {self.eos_token_id, self.boi_token_id}
+        return sorted({int(t) for t in self.image_layout() if t is not None and t in special and t not in keep})
 
     # ----- images ----------------------------------------------------------------------------------------------------
     @abstractmethod
