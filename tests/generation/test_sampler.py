@@ -256,3 +256,59 @@ def test_draw_space_places_candidates_in_their_columns_and_skip_draw_uses_a_draw
     assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
     # greedy uses no random numbers
     assert torch.equal(draw(scores, temperature=0.0), scores.argmax(-1))
+
+
+# ----- one pass -------------------------------------------------------------------------------------------------------
+def record_forwards(adapter, model):
+    """Hook the sampler's backbone: per forward, (whether the cache was empty, real tokens fed per lane)."""
+    calls = []
+
+    def hook(module, args, kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        inputs = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        new = kwargs["attention_mask"][:, -inputs.shape[1] :]
+        calls.append((cache.get_seq_length() == 0, new.sum(-1).tolist()))
+
+    return calls, adapter.sampling_backbone(model).register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("family", ["causal_lm", "emu3"])
+def test_one_pass_each_sample_is_prefilled_once_and_its_guidance_row_once(lm, family):
+    """Every token of a sample reaches the model exactly once: the prompt in one prefill, then one step per reasoning
+    token, ``[BOI] + lead`` at the switch and the image's codes (with their forced tokens); the guidance row joins
+    at the switch with one prefill of its own. No lane ever idles in a forward (rows do not wait for each other)."""
+    if family == "emu3":
+        from trl_unified.models.emu3 import Emu3Adapter
+        from trl_unified.testing.emu3 import tiny_emu3
+
+        model, processor = tiny_emu3(seed=0)
+        adapter = Emu3Adapter(model, processor)
+        prompts = ["red", "a blue square at the top left", "two dots"]
+    else:
+        (model, adapter), prompts = lm, PROMPTS
+    calls, handle = record_forwards(adapter, model)
+    try:
+        samples = run(model, adapter, prompts, 2, mode="unified", max_text_tokens=6, guidance_scale=3.0, batch_size=6)
+    finally:
+        handle.remove()
+    layout = adapter.image_layout()
+    last_slot = max(i for i, entry in enumerate(layout) if entry is None)
+    image_fed = len(layout[:last_slot])  # lead, codes and their forced tokens, up to (not including) the last code
+    expected = 0
+    for s in samples:
+        uncond = adapter.unconditional_ids(s.prompt_ids + s.reasoning_ids + [adapter.boi_token_id])
+        expected += len(s.prompt_ids) + len(s.reasoning_ids) + 1 + image_fed  # conditional lane
+        expected += len(uncond) + image_fed  # guidance lane
+    assert sum(sum(fed) for _, fed in calls) == expected
+    prefills = [fed for fresh, fed in calls if fresh]
+    assert sum(len(fed) for fed in prefills) == 2 * len(samples)  # 1 per sample + 1 per guidance row
+    assert len(prefills[0]) == len(samples)  # the first forward prefills the prompts only
+    assert all(min(fed) >= 1 for _, fed in calls)  # no lane waits
+    lengths = [len(s.reasoning_ids) for s in samples]
+    if family == "causal_lm":
+        assert len(set(lengths)) > 1  # rows switched at different steps ...
+    # ... and nobody waited: a row draws its first code right after its last text draw (BOI/EOS, or the budget's
+    # last token), so the forwards are the longest row's text draws plus one per code
+    draws = [n + 1 if n < 6 else 6 for n in lengths]
+    steps = [fed for fresh, fed in calls if not fresh] + prefills[:1]
+    assert len(steps) == max(draws) + adapter.num_image_tokens
