@@ -307,8 +307,8 @@ def test_one_pass_each_sample_is_prefilled_once_and_its_guidance_row_once(lm, fa
     lengths = [len(s.reasoning_ids) for s in samples]
     if family == "causal_lm":
         assert len(set(lengths)) > 1  # rows switched at different steps ...
-    # ... and nobody waited: a row draws its first code right after its last text draw (BOI/EOS, or the budget's
-    # last token), so the forwards are the longest row's text draws plus one per code
-    draws = [n + 1 if n < 6 else 6 for n in lengths]
-    steps = [fed for fresh, fed in calls if not fresh] + prefills[:1]
-    assert len(steps) == max(draws) + adapter.num_image_tokens
+    if family == "causal_lm":  # ... and nobody waited: a row draws its first code as soon as it has fed BOI (one
+        # step after drawing it; two after the budget's last token, fed first), then one code per step
+        first_code = [n + 1 if n < 6 else 7 for n in lengths]
+        steps = [fed for fresh, fed in calls if not fresh] + prefills[:1]
+        assert len(steps) == max(first_code) + adapter.num_image_tokens

@@ -231,10 +231,19 @@ class OnePassSampler:
                 self._forward(ids, torch.full_like(ids, TEXT), join_mask, join_cache)
                 mask = append_rows(cache, mask, join_cache, join_mask)
                 lanes += [(i, True) for i in joining]
-            feeds = [rows[i].guidance_feed if g else rows[i].feed for i, g in lanes]
-            modality = [rows[i].guidance_modality if g else rows[i].modality for i, g in lanes]
-            ids, new_mask = _right_aligned(feeds, pad, device)
-            modality, _ = _right_aligned(modality, TEXT, device)
+            # Every lane feeds `width` of its pending tokens: all of them at the first forward (the prompts), else as
+            # many as every lane has, so no lane pads (a row feeding its size header or a row marker while the others
+            # feed one token takes one token per step, without drawing, until its queue is empty).
+            pending = [(rows[i].guidance_feed, rows[i].guidance_modality) if g else (rows[i].feed, rows[i].modality)
+                       for i, g in lanes]
+            width = max(len(f) for f, _ in pending) if mask is None else min(len(f) for f, _ in pending)
+            ids, new_mask = _right_aligned([f[:width] for f, _ in pending], pad, device)
+            modality, _ = _right_aligned([m[:width] for _, m in pending], TEXT, device)
+            for (i, g), (f, m) in zip(lanes, pending):
+                if g:
+                    rows[i].guidance_feed, rows[i].guidance_modality = f[width:], m[width:]
+                else:
+                    rows[i].feed, rows[i].modality = f[width:], m[width:]
             placeholder = ids == LAST_CODE
             lane_rows = torch.tensor([i for i, _ in lanes], device=device)
             ids = torch.where(placeholder, self.plan.code_ids[last_code[lane_rows]][:, None], ids)
@@ -243,8 +252,9 @@ class OnePassSampler:
             hidden = self._forward(ids, modality, mask, cache)
 
             position = {lane: k for k, lane in enumerate(lanes)}
-            text = [i for i, g in lanes if not g and rows[i].phase == TEXT_PHASE]
-            image = [i for i, g in lanes if not g and rows[i].phase == IMAGE_PHASE]
+            ready = [i for i, g in lanes if not g and not rows[i].feed]  # fed everything: they draw
+            text = [i for i in ready if rows[i].phase == TEXT_PHASE]
+            image = [i for i in ready if rows[i].phase == IMAGE_PHASE]
             if image:
                 cond = hidden[[position[(i, False)] for i in image]]
                 uncond = hidden[[position[(i, True)] for i in image]] if config.guided else None
