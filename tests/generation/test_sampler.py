@@ -312,3 +312,33 @@ def test_one_pass_each_sample_is_prefilled_once_and_its_guidance_row_once(lm, fa
         first_code = [n + 1 if n < 6 else 7 for n in lengths]
         steps = [fed for fresh, fed in calls if not fresh] + prefills[:1]
         assert len(steps) == max(first_code) + adapter.num_image_tokens
+
+
+# ----- reproducibility ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_reproducibility_on_the_shapes_model(dtype):
+    """What docs/self_generation.md promises: the same settings give the same samples (fp32 and bf16); in fp32 the
+    batch size does not change them either (rows are left-padded, lanes join and leave the batch at other steps)."""
+    import dataclasses
+
+    from trl_unified.models.registry import get_adapter
+    from trl_unified.shapes.demo import default_eval_prompts
+    from trl_unified.shapes.model import load_shapes_model
+
+    model, tokenizer = load_shapes_model(None)
+    model = model.to(dtype)
+    adapter = get_adapter(model, tokenizer)
+    prompts = default_eval_prompts(8, 0)[:12]
+    config = SamplingConfig(mode="unified", max_text_tokens=48, guidance_scale=3.0, batch_size=24, seed=0,
+                            decode_images=False)
+
+    def sample(**changes):
+        samples = generate_samples(model, adapter, prompts, 2, dataclasses.replace(config, **changes), progress=False)
+        return [(s.reasoning_ids, s.image_tokens) for s in samples]
+
+    first = sample()
+    assert sample() == first
+    assert len({len(r) for r, _ in first}) > 1  # rows really switched at different steps
+    if dtype == torch.float32:
+        assert sample(batch_size=7) == first
+        assert sample(batch_size=1) == first
