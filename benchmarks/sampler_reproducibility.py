@@ -46,7 +46,7 @@ def main():
         for label, batch_size in (("rerun, batch 64", 64), ("batch 7", 7), ("batch 1", 1)):
             other = sample(batch_size)
             differing = sum(a != b for a, b in zip(first, other))
-            print(f"{str(dtype):<15} {label:<16} {differing} of {len(first)} samples differ", flush=True)
+            print(f"{dtype!s:<15} {label:<16} {differing} of {len(first)} samples differ", flush=True)
 
 
 if __name__ == "__main__":

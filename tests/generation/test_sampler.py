@@ -133,7 +133,7 @@ def test_padded_batches_equal_one_prompt_at_a_time_with_per_row_generators(lm):
     """``rng="row"``: each sample draws from its own generator, so a left-padded batch of 6 rows (3 prompt lengths,
     reasoning of different lengths, guidance rows) gives what each row gives alone (``batch_size=1``, no padding)."""
     model, adapter = lm
-    config = dict(mode="unified", max_text_tokens=8, guidance_scale=3.0, rng="row", seed=5)
+    config = {"mode": "unified", "max_text_tokens": 8, "guidance_scale": 3.0, "rng": "row", "seed": 5}
     batched = run(model, adapter, batch_size=6, **config)
     alone = run(model, adapter, batch_size=1, **config)
     assert key(batched) == key(alone)
@@ -144,7 +144,7 @@ def test_padded_batches_equal_one_prompt_at_a_time_with_per_row_generators(lm):
 def test_padded_batches_equal_one_prompt_at_a_time_greedy(lm):
     """Greedy (temperature 0 for text and image) is batch-independent whatever the RNG mode."""
     model, adapter = lm
-    config = dict(mode="staged", max_text_tokens=6, temperature=0.0, image_temperature=0.0, rng="batch")
+    config = {"mode": "staged", "max_text_tokens": 6, "temperature": 0.0, "image_temperature": 0.0, "rng": "batch"}
     batched = run(model, adapter, num_samples=1, batch_size=3, **config)
     alone = run(model, adapter, num_samples=1, batch_size=1, **config)
     assert key(batched) == key(alone)
