@@ -6,23 +6,25 @@ and forced tokens), how a code is fed (``image_input_id`` / ``input_embeddings``
 ``image_logits``), the classifier-free-guidance row (``unconditional_ids``) and decoding (``decode_images``). Nothing
 here looks at the model's type.
 
-How a batch of samples is made (``rows = prompts x num_samples``, prompt-major, ``config.batch_size`` at a time):
+How a batch of samples is made (``rows = prompts x num_samples``, prompt-major, ``config.batch_size`` at a time): in
+ONE pass per sample over one KV cache (:mod:`.one_pass`). The prompt is prefilled once; each row then runs on its
+own clock:
 
-1. **Text phase** (modes ``unified`` and ``staged``): the left-padded prompts are prefilled once, then one token per
-   step is drawn from the text head (temperature/top-k/top-p), with a KV cache, until each row stops:
+* **Text** (modes ``unified`` and ``staged``): one token per step from the text head (temperature/top-k/top-p),
+  image codes and layout tokens masked (``adapter.text_blocked_ids``), until the row stops:
 
-   * ``unified``: the row stops when the model emits begin-of-image by itself (``switched=True``); at end-of-sequence
-     or when ``max_text_tokens`` run out, begin-of-image is forced (``forced_switch=True``). EOS is not kept.
-   * ``staged`` (the classic two-stage pipeline): text until EOS, begin-of-image or the budget (neither token kept),
-     then begin-of-image is started by hand (``switched=False``, ``forced_switch=False``).
-   * ``image_only``: no text phase; begin-of-image follows the prompt.
+  * ``unified``: the row stops when the model emits begin-of-image by itself (``switched=True``); at end-of-sequence
+    or when ``max_text_tokens`` run out, begin-of-image is forced (``forced_switch=True``). EOS is not kept.
+  * ``staged`` (the classic two-stage pipeline): text until EOS, begin-of-image or the budget (neither token kept),
+    then begin-of-image is started by hand (``switched=False``, ``forced_switch=False``).
+  * ``image_only``: no text; begin-of-image follows the prompt (in the prefill).
 
-2. **Image phase**: ONE prefill of the left-padded contexts ``[prompt][reasoning][BOI]`` (+ the forced tokens that
-   open ``image_layout()``, e.g. Emu3's size header) and, with guidance, of their ``adapter.unconditional_ids`` rows,
-   all in one batch ``[conditional; unconditional]`` sharing one KV cache. Then one forward per sampled code: the
-   code (and the forced tokens that follow it, e.g. an end-of-line marker) is fed to both rows; codes are drawn from
-   ``adapter.image_logits`` after CFG ``uncond + scale * (cond - uncond)`` (logit space, as transformers) and the image
-   temperature/top-k/top-p. The forced tokens that close the layout are never fed (nothing is sampled after them).
+* **Image**: the row feeds begin-of-image and the forced tokens that open ``image_layout()`` (e.g. Emu3's size
+  header) into its cache at once, while other rows may still write; with guidance its ``adapter.unconditional_ids``
+  row joins the batch then, with its own prefill. One code per step, drawn from the image head after CFG
+  ``uncond + scale * (cond - uncond)`` (logit space, as transformers) and the image temperature/top-k/top-p; the
+  forced tokens that follow a code (e.g. an end-of-line marker) are fed with it; those that close the layout are
+  never fed (nothing is sampled after them).
 
 Every forward gets explicit ``position_ids`` from the attention mask (``cumsum - 1``), so a left-padded row sees the
 positions it would see alone.
@@ -31,7 +33,8 @@ Random numbers (``SamplingConfig.rng``):
 
 * ``"row"`` (default): every sample has its own ``torch.Generator`` seeded from ``(seed, prompt_index,
   sample_index)`` (:func:`row_seed`) and draws from it alone. A sample then does not depend on the other rows of its
-  batch: ``batch_size`` and padding do not change results (up to float rounding of padded matmuls).
+  batch: ``batch_size`` and padding do not change results (up to float rounding of padded matmuls: exact in fp32
+  in the tests, a few samples in a hundred differ in bf16; see ``docs/self_generation.md``).
 * ``"batch"``: one generator seeded with ``seed`` for the whole call, one ``torch.multinomial`` per step over the
   batch's conditional rows -- transformers' own draws. With the same seed (``torch.manual_seed(seed)`` before
   ``generate``) and the whole request in one batch, image tokens equal ``JanusForConditionalGeneration.generate(...,
@@ -39,7 +42,7 @@ Random numbers (``SamplingConfig.rng``):
   get there the draws also match transformers' bookkeeping: codes are drawn in the columns transformers draws them
   from (shared-vocabulary families: the full vocabulary, at the codes' ids; see ``logits.DrawSpace``) and every
   forced token *between* sampled codes uses the random numbers of one draw, as ``generate`` still samples a token
-  that ``prefix_allowed_tokens_fn`` has decided.
+  that ``prefix_allowed_tokens_fn`` has decided. (``"row"`` draws codes over the codebook and skips no numbers.)
 
 Temperature 0 is greedy (argmax; no random numbers used).
 """
