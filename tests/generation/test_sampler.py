@@ -342,3 +342,27 @@ def test_reproducibility_on_the_shapes_model(dtype):
     if dtype == torch.float32:
         assert sample(batch_size=7) == first
         assert sample(batch_size=1) == first
+
+
+def test_text_phase_never_draws_image_codes_or_layout_tokens():
+    """A model that all but always writes an image code as text: the reasoning still holds only text tokens."""
+    model, adapter = biased_lm("<img_3>")
+    blocked = set(adapter.text_blocked_ids())
+    assert set(adapter.image_token_ids) | {adapter.eoi_token_id} <= blocked
+    assert adapter.boi_token_id not in blocked and adapter.eos_token_id not in blocked
+    samples = run(model, adapter, mode="unified", max_text_tokens=8, guidance_scale=3.0)
+    assert all(len(s.reasoning_ids) == 8 or s.switched or s.forced_switch for s in samples)
+    assert sum(len(s.reasoning_ids) for s in samples) > 0
+    assert not blocked & {t for s in samples for t in s.reasoning_ids}
+
+
+def test_emu3_text_blocks_its_layout_tokens_but_not_its_size_header():
+    from trl_unified.models.emu3 import Emu3Adapter
+    from trl_unified.testing.emu3 import tiny_emu3
+
+    model, processor = tiny_emu3(seed=0)
+    adapter = Emu3Adapter(model, processor)
+    blocked = set(adapter.text_blocked_ids())
+    layout_specials = {adapter.eol_token_id, adapter.eof_token_id, adapter.eoi_token_id, adapter.image_wrapper_token_id}
+    assert layout_specials | set(adapter.image_token_ids) <= blocked
+    assert not blocked & ({adapter.boi_token_id, adapter.eos_token_id} | set(adapter.header_token_ids))

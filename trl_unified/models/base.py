@@ -253,12 +253,12 @@ class UnifiedModelAdapter(ABC):
         return partial(self.text_logits, core), partial(self.image_logits, core)
 
     def text_blocked_ids(self) -> list[int]:
-        """Ids the text phase never draws: the image layout's special tokens (row markers, end-of-image...).
+        """Ids the text phase never draws: the image layout's special/added tokens (row markers, end-of-image...).
 
         End-of-sequence and begin-of-image stay allowed (they end the text); plain-text forced tokens (Emu3's size
         header) too. Shared-vocabulary families add their image codes.
         """
-        special = set(self.tokenizer.all_special_ids)
+        special = set(self.tokenizer.all_special_ids) | set(getattr(self.tokenizer, "added_tokens_decoder", {}))
         keep = {self.eos_token_id, self.boi_token_id}
         return sorted({int(t) for t in self.image_layout() if t is not None and t in special and t not in keep})
 
