@@ -154,6 +154,12 @@ class SelfGenerationConfig(SamplingConfig):
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
         if self.max_prompts is not None and self.max_prompts < 0:
             raise ValueError(f"max_prompts must be >= 0, got {self.max_prompts}")
+        if self.rng != "row":
+            raise ValueError(
+                f"self-generation needs rng='row' (got rng={self.rng!r}): each prompt is sampled from its own seed, "
+                "so a sample never depends on its shard, batch or process; rng='batch' (transformers' own draws, for "
+                "parity checks with `generate_samples`) would tie samples to the batching"
+            )
         if self.seed is None:
             raise ValueError(
                 "self-generation needs an integer seed: every shard must be reproducible from the arguments, so "
