@@ -89,16 +89,28 @@ def _from_rows(
     categorize: Callable[[str], str] | None,
 ) -> tuple[list[str], list[str], list[dict]]:
     prompts, categories, metadata = [], [], []
-    for i, row in enumerate(rows):
-        if prompt_column not in row:
-            raise ValueError(f"{where(i)}: no {prompt_column!r} field (it has {sorted(row)})")
+    rows = list(rows)
+
+    def category_of(row: Mapping[str, Any]) -> Any:
         category = row.get(category_column)
         if category is None and category_column == "category":  # GenEval metadata: `tag` is the category
             category = row.get(GENEVAL_CATEGORY_COLUMN)
+        return category
+
+    # Rows without a category get the default one only when no row has one; a missing value among named ones is
+    # an error, not a new category.
+    some_named = categorize is None and any(category_of(row) is not None for row in rows)
+    for i, row in enumerate(rows):
+        if prompt_column not in row:
+            raise ValueError(f"{where(i)}: no {prompt_column!r} field (it has {sorted(row)})")
+        category = category_of(row)
+        if category is None and some_named:
+            raise ValueError(f"{where(i)}: the category ({category_column!r}) is missing")
+        named = category is not None
         prompt, category = _categorized(row[prompt_column], category, categorize, where(i))
         prompts.append(prompt)
         categories.append(category)
-        metadata.append(dict(row))
+        metadata.append(dict(row) if named else {**row, "category": category})
     return prompts, categories, metadata
 
 
