@@ -262,7 +262,6 @@ def evaluate_model(
     images = [s.image for s in samples]
     if output_dir is not None:
         folder = Path(output_dir) / name
-        result.folder = str(folder)
         write_evaluation(result, images, folder, grid_size=grid_size, html_report=html_report)
         if geneval_layout:
             write_geneval_layout(result, images, original.metadata, folder / "geneval")
@@ -285,8 +284,11 @@ def _jsonable(value: Any) -> Any:
 
 def write_evaluation(result: EvalResult, images: Sequence[Any], folder: Path, grid_size: int = 8,
                      html_report: bool = True) -> None:
-    """``samples.jsonl``, ``images/``, ``grid.png``, ``results.json`` and ``report.html`` in ``folder``."""
+    """``samples.jsonl``, ``images/``, ``grid.png``, ``results.json`` and ``report.html`` in ``folder`` (which
+    becomes ``result.folder``)."""
     from .grid import image_grid
+
+    result.folder = str(folder)
 
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for row, image in zip(result.rows, images):
