@@ -53,7 +53,7 @@ def test_shapes_evaluation_numbers_rows_and_files(shapes_model, tmp_path):
     grid = Image.open(folder / "grid.png").convert("RGB")
     assert grid.size == (8 * 136, 2 * (136 + 40))  # 12 tiles, a caption under each
     caption = grid.crop((0, 136, 136, 176))  # under the first picture: its prompt, in light text
-    assert sum(1 for p in caption.getdata() if p == (235, 235, 235)) > 30
+    assert sum(1 for p in caption.getdata() if min(p) > 150) > 30
     assert all(p == (30, 30, 30) for p in grid.crop((4 * 136, 176 + 136, 5 * 136, 2 * 176)).getdata())  # no tile 13
     assert (folder / "report.html").stat().st_size > 1000
     for index, prompt in enumerate(PROMPTS):

@@ -141,19 +141,20 @@ def test_lm_source_with_a_real_causal_lm_runs_generate():
     source = LMPromptSource(model, tokenizer, {"single": ["a red dot", "a blue dot"]}, batch_size=3, max_rounds=1,
                             max_new_tokens=5)
     drawn = source.draw("single", 3, random.Random(0), exclude={"a green dot"})
-    assert len(drawn) <= 3 and len(set(d.lower() for d in drawn)) == len(drawn)
+    assert len(drawn) <= 3 and len({d.lower() for d in drawn}) == len(drawn)
     assert not {d.lower() for d in drawn} & {"a green dot", "a red dot", "a blue dot"}
 
 
 def test_target_cli_writes_the_pool_and_report(tmp_path):
-    from trl_unified.evaluation.evaluate import write_evaluation
     from PIL import Image
+
+    from trl_unified.evaluation.evaluate import write_evaluation
 
     evaluation = shapes_eval()
     write_evaluation(evaluation, [Image.new("RGB", (8, 8))] * evaluation.num_samples, tmp_path / "eval", html_report=False)
     cmd = [sys.executable, "-m", "trl_unified.cli", "target", "--evaluation", str(tmp_path / "eval"), "--source",
            "shapes", "--pool_size", "40", "--output_dir", str(tmp_path / "round1")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| position | 100.0% |" in result.stdout
     pool = [json.loads(line) for line in (tmp_path / "round1" / "pool.jsonl").read_text().splitlines()]

@@ -22,7 +22,10 @@ def image_grid(
     """Up to ``columns**2`` images, each scaled to ``tile`` pixels (nearest neighbour: pixel art stays sharp),
     framed by its verdict (``None``: grey) and captioned with up to ``caption_lines`` wrapped lines."""
     count = min(len(images), columns * columns)
-    font = ImageFont.load_default()
+    try:
+        font = ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
     line_height, char_width = 12, 6
     wrap = max(8, tile // char_width)
     pad, caption_height = 4, caption_lines * line_height + 4
