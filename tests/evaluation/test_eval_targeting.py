@@ -159,3 +159,16 @@ def test_target_cli_writes_the_pool_and_report(tmp_path):
     assert "| position | 100.0% |" in result.stdout
     pool = [json.loads(line) for line in (tmp_path / "round1" / "pool.jsonl").read_text().splitlines()]
     assert len(pool) == 40 and {p["category"] for p in pool} == set(CATEGORIES)
+
+
+def test_the_example_geneval_grammar_draws_every_category():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "targeting" / "geneval_grammar.yaml"
+    source = GrammarPromptSource.from_yaml(path)
+    assert {"single_object", "two_object", "counting", "colors", "position", "color_attr"} <= set(source.categories)
+    rng = random.Random(0)
+    for category in source.categories:
+        drawn = source.draw(category, 5, rng, {"a photo of a cat"})
+        assert len(set(drawn)) == 5 and "a photo of a cat" not in drawn
+    assert all(not p.endswith(("bus", "knife")) for p in source.draw("counting", 20, rng, set()))

@@ -1,0 +1,46 @@
+"""The loop from the command line on the shapes base model: evaluate (two modes) -> compare -> target."""
+
+import json
+import subprocess
+import sys
+
+from trl_unified.cli import main
+from trl_unified.shapes.model import BASE_MODEL_DIR
+
+
+def cli(*args):
+    result = subprocess.run([sys.executable, "-m", "trl_unified.cli", *args], check=False, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def test_help_lists_the_new_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluate" in out and "compare" in out and "target" in out
+
+
+def test_evaluate_compare_target(tmp_path):
+    prompts = tmp_path / "eval.txt"
+    prompts.write_text("a red square\ntwo blue dots\nthree green dots\na green hbar left of a white dot\n")
+    out = cli("evaluate", "--model_name_or_path", str(BASE_MODEL_DIR), "--prompts", str(prompts), "--categorize",
+              "shapes", "--image_rewards", "shapes_image", "--text_rewards", "shapes_text", "--modes", "image_only",
+              "unified", "--num_samples", "2", "--guidance_scale", "1", "--max_text_tokens", "48", "--output_dir",
+              str(tmp_path / "evals"), "--name", "base", "--geneval_layout")
+    assert "base_unified: 8 samples" in out and "counting" in out
+    unified = tmp_path / "evals" / "base_unified"
+    rows = [json.loads(line) for line in (unified / "samples.jsonl").read_text().splitlines()]
+    assert [r["category"] for r in rows[::2]] == ["single", "counting", "counting", "position"]
+    assert (unified / "geneval" / "00003" / "samples" / "0001.png").exists()
+
+    out = cli("compare", "--evaluations", str(tmp_path / "evals" / "base_image_only"), str(unified),
+              "--output_dir", str(tmp_path / "cmp"))
+    assert "| counting |" in out and "base_unified - base_image_only" in out
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} >= {"comparison.md", "comparison.json", "comparison.png",
+                                                              "report.html"}
+
+    out = cli("target", "--evaluation", str(unified), "--source", "shapes", "--pool_size", "30", "--output_dir",
+              str(tmp_path / "round1"))
+    pool = [json.loads(line) for line in (tmp_path / "round1" / "pool.jsonl").read_text().splitlines()]
+    assert len(pool) == 30 and not {p["prompt"] for p in pool} & set(prompts.read_text().splitlines())
