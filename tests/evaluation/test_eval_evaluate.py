@@ -89,7 +89,10 @@ def test_any_model_family_with_a_python_reward(tmp_path):
 
     model, processor = tiny_janus(seed=0)
 
+    seen = []
+
     def brightness(prompts, reasoning, images, **columns):
+        seen.append(columns)
         return [sum(image.convert("L").getdata()) / (255 * image.width * image.height) for image in images]
 
     result = evaluate_model(
@@ -98,6 +101,8 @@ def test_any_model_family_with_a_python_reward(tmp_path):
         sampling=SamplingConfig(max_text_tokens=4, guidance_scale=2.0, batch_size=4), progress=False,
     )
     assert result.num_samples == 4 and set(result.categories) == {"animals", "vehicles"}
+    assert seen[0]["category"] == ["animals", "animals", "vehicles", "vehicles"]
+    assert seen[0]["metadata"][2] == {"prompt": "a bus", "category": "vehicles"}
     score = result.categories["animals"].score
     assert score.method == "t" and 0 <= score.estimate <= 1  # a continuous reward: t interval
     assert all(r["score"] == r["rewards"]["image/brightness"] for r in result.rows)

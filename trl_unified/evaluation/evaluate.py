@@ -202,6 +202,7 @@ def evaluate_model(
         prompts: a :class:`PromptSet` or anything :func:`load_prompt_set` reads.
         image_rewards / text_rewards: reward callables (the protocol of :mod:`trl_unified.rewards`); each becomes a
             ``image/<name>`` / ``text/<name>`` column; ``image_reward``/``text_reward`` are their weighted sums.
+            They receive the columns ``category`` and ``metadata`` (the prompt's source row) too.
         samples_per_prompt: N samples per prompt; ``samples_per_category`` instead repeats prompts so that every
             category gets about that many samples (then ``samples_per_prompt`` applies to each repeat).
         sampling: a :class:`~trl_unified.generation.sampler.SamplingConfig` (its ``mode`` is replaced by ``mode``).
@@ -228,7 +229,8 @@ def evaluate_model(
         [s.prompt for s in samples],
         [s.reasoning for s in samples],
         [s.image for s in samples],
-        columns={"category": categories},
+        # rewards see each prompt's category and source row (GenEval's `include`/`exclude`, ...) as columns
+        columns={"category": categories, "metadata": [prompt_set.metadata[s.prompt_index] for s in samples]},
         text_reward_weights=text_reward_weights,
         image_reward_weights=image_reward_weights,
     )
