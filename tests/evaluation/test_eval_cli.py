@@ -44,3 +44,24 @@ def test_evaluate_compare_target(tmp_path):
               str(tmp_path / "round1"))
     pool = [json.loads(line) for line in (tmp_path / "round1" / "pool.jsonl").read_text().splitlines()]
     assert len(pool) == 30 and not {p["prompt"] for p in pool} & set(prompts.read_text().splitlines())
+
+
+def test_evaluate_loads_a_peft_adapter_merged(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from trl_unified.evaluation.evaluation_config import EvaluationConfig
+    from trl_unified.scripts.evaluate import load_model
+    from trl_unified.shapes.model import load_shapes_model
+
+    base, _ = load_shapes_model()
+    reference = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    reference.save_pretrained(tmp_path / "adapter")
+    merged = reference.merge_and_unload()
+    model, processor = load_model(EvaluationConfig(model_name_or_path=str(BASE_MODEL_DIR),
+                                                   adapter_path=str(tmp_path / "adapter")))
+    weight = model.model.layers[0].self_attn.q_proj.weight
+    assert type(model).__name__ == "LlamaForCausalLM" and not model.training
+    assert torch.allclose(weight, merged.model.layers[0].self_attn.q_proj.weight, atol=1e-6)
+    assert not torch.allclose(weight, load_shapes_model()[0].model.layers[0].self_attn.q_proj.weight)
+    assert processor.convert_tokens_to_ids("<boi>") is not None
