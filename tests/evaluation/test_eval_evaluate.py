@@ -134,3 +134,19 @@ def test_report_samples_goes_to_callbacks_and_to_an_active_wandb_run(monkeypatch
     assert report_samples("eval/x", rows, [image], report_to="none") == []
     fake.run = None  # wandb installed but no run: nothing logged
     assert report_samples("eval/x", rows, [image], report_to="all") == [] and len(logged) == 1
+
+
+def test_self_generation_sends_its_samples_to_the_reporters(shapes_model, tmp_path):
+    from trl_unified.generation.self_generation import self_generate
+    from trl_unified.generation.self_generation_config import SelfGenerationConfig
+
+    model, tokenizer = shapes_model
+    reporter = FakeReporter()
+    config = SelfGenerationConfig(output_dir=str(tmp_path / "gen"), num_samples=2, max_text_tokens=48,
+                                  guidance_scale=1.0, progress=False)
+    dataset = self_generate(model, tokenizer, [{"prompt": "a red square", "category": "single"}], config,
+                            image_rewards=[shapes_image_reward], callbacks=[reporter])
+    ((name, rows, images, _),) = reporter.calls
+    assert name == "self_generation" and len(rows) == len(images) == len(dataset) == 2
+    assert rows[0]["category"] == "single" and rows[0]["rewards"]["image/shapes_image_reward"] in (0.0, 1.0)
+    assert images[0].size == (64, 64)

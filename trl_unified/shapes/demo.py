@@ -111,6 +111,7 @@ def self_generate_round(model, tokenizer, prompts: list[str], cfg: DemoConfig, s
         guidance_scale=sampling.guidance_scale,
         batch_size=sampling.batch_size,
         seed=sampling.seed,
+        report_to=[cfg.report_to],
     )
     return self_generate(
         model,
@@ -230,10 +231,6 @@ def run_demo(cfg: DemoConfig) -> dict:
         print(f"[{time.time() - start:6.0f}s] round {round_index}: weakest {weakest}; pool shares "
               + ", ".join(f"{c} {100 * s:.0f}%" for c, s in report.shares.items()))
         dataset = self_generate_round(model, tokenizer, [p["prompt"] for p in pool], cfg, sampling, folder / "generated")
-        if cfg.report_to not in ("none", None):
-            from ..evaluation.reporting import dataset_rows, report_samples
-
-            report_samples(f"self_generation/round{round_index}", *dataset_rows(dataset), report_to=cfg.report_to)
         model = post_train(model, tokenizer, dataset, cfg, folder / "train")
         current = evaluate(f"round{round_index}_unified", "unified")
         rounds.append(current)
