@@ -150,3 +150,20 @@ def test_self_generation_sends_its_samples_to_the_reporters(shapes_model, tmp_pa
     assert name == "self_generation" and len(rows) == len(images) == len(dataset) == 2
     assert rows[0]["category"] == "single" and rows[0]["rewards"]["image/shapes_image_reward"] in (0.0, 1.0)
     assert images[0].size == (64, 64)
+
+
+def test_report_samples_to_trainer_uses_its_reporters_callbacks_and_step():
+    import types
+
+    from trl_unified.evaluation import report_samples_to_trainer
+
+    reporter = FakeReporter()
+    trainer = types.SimpleNamespace(
+        args=types.SimpleNamespace(report_to=["none"]),
+        callback_handler=types.SimpleNamespace(callbacks=[object(), reporter]),
+        state=types.SimpleNamespace(global_step=42),
+    )
+    rows = [{"prompt": "p", "category": "c", "reasoning": "", "score": 0.0, "correct": False, "switched": False,
+             "rewards": {}}]
+    assert report_samples_to_trainer(trainer, "eval/after", rows, [None]) == ["FakeReporter"]
+    assert reporter.calls == [("eval/after", rows, [None], 42)]
