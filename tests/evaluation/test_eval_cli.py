@@ -65,3 +65,31 @@ def test_evaluate_loads_a_peft_adapter_merged(tmp_path):
     assert torch.allclose(weight, merged.model.layers[0].self_attn.q_proj.weight, atol=1e-6)
     assert not torch.allclose(weight, load_shapes_model()[0].model.layers[0].self_attn.q_proj.weight)
     assert processor.convert_tokens_to_ids("<boi>") is not None
+
+
+def test_evaluate_command_starts_a_wandb_run_and_logs_the_samples(tmp_path, monkeypatch):
+    import types
+
+    from trl_unified.scripts.evaluate import make_parser, run
+
+    logged, started = [], []
+    fake = types.SimpleNamespace(run=None, Image=lambda image: image.size, Table=lambda columns, data: (columns, data),
+                                 log=lambda payload, step=None: logged.append(payload))
+
+    def init(**kwargs):
+        started.append(kwargs)
+        fake.run = object()
+
+    fake.init = init
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    prompts = tmp_path / "eval.txt"
+    prompts.write_text("counting\ttwo blue dots\n")
+    (config,) = make_parser().parse_args_and_config(args=[
+        "--model_name_or_path", str(BASE_MODEL_DIR), "--prompts", str(prompts), "--image_rewards", "shapes_image",
+        "--num_samples", "2", "--guidance_scale", "1", "--output_dir", str(tmp_path / "evals"), "--report_to", "wandb",
+    ])
+    run(config)
+    assert started[0]["job_type"] == "evaluation" and started[0]["config"]["num_samples"] == 2
+    ((name, (columns, data)),) = [(k, v) for payload in logged for k, v in payload.items()]
+    assert name == "eval/base_model_unified" and len(data) == 2 and data[0][:2] == ["two blue dots", "counting"]
+    assert columns[3] == "image" and data[0][3] == (64, 64)  # the picture went in as a wandb.Image

@@ -73,6 +73,18 @@ def load_model(config) -> tuple[Any, Any]:
     return model, processor
 
 
+def start_reporters(config) -> None:
+    """Start a wandb run for ``--report_to wandb`` when none is active (a Trainer does this for training)."""
+    if not config.report_to or not {"wandb", "all"} & set(config.report_to):
+        return
+    try:
+        import wandb
+    except ImportError:
+        raise SystemExit("trl-unified evaluate: --report_to wandb needs wandb (pip install wandb)") from None
+    if wandb.run is None:
+        wandb.init(job_type="evaluation", config={k: v for k, v in vars(config).items() if v is not None})
+
+
 def run(config) -> list:
     from ..evaluation.evaluate import evaluate_model
     from ..evaluation.prompt_sets import load_prompt_set
@@ -90,6 +102,7 @@ def run(config) -> list:
         config_name=config.prompts_config,
         max_prompts=config.max_prompts,
     )
+    start_reporters(config)
     model, processor = load_model(config)
     adapter = get_adapter(model, processor, config.model_adapter)
     name = config.name or Path(config.adapter_path or config.model_name_or_path).name
