@@ -126,6 +126,10 @@ class SelfGenerationConfig(SamplingConfig):
         },
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar (main process)."})
+    report_to: list[str] | None = field(
+        default=None,
+        metadata={"help": "Also log a samples table with images to these reporters (`wandb`) when the run is done."},
+    )
 
     # ----- Hub -----
     push_to_hub: bool = field(
