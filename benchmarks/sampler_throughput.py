@@ -1,77 +1,85 @@
-"""Images per second: trl_unified's sampler vs transformers' own image generation, on tiny random Janus and Emu3.
+"""trl_unified's one-pass sampler vs transformers, on random Janus and Emu3 models of a chosen size.
 
-    python benchmarks/sampler_throughput.py            # both families, < 2 minutes on 2 CPU cores
-    python benchmarks/sampler_throughput.py --images 32 --repeats 5 --threads 2 --device cuda
+    python benchmarks/sampler_throughput.py                         # bigger tiny models (hidden 256, 4 layers)
+    python benchmarks/sampler_throughput.py --size janus-pro-1b --images 4 --repeats 3
+    python benchmarks/sampler_throughput.py --size tiny --families emu3 --cases image_only
 
-Same models, prompts, number of images, guidance scale and seed on both sides; the sampler runs ``mode="image_only"``
-with ``rng="batch"`` and the whole request in one batch, i.e. the configuration in which its image tokens equal
-transformers' token for token (the table says whether they did). transformers' side is:
+Two cases, each timed against its baseline **in the same process, interleaved** (sampler, baseline, sampler, ...,
+after one warm-up of each), reporting the median CPU time (``time.process_time``: all threads of this process; the
+robust number on a shared machine) and the median wall time:
 
-* Janus: ``model.generate(**processor(text=prompts, generation_mode="image"), generation_mode="image",
-  guidance_scale=g, do_sample=True, temperature=1.0, top_k=0, top_p=1.0)`` (static cache, [cond; uncond] batch);
-* Emu3: the model doc's constrained ``generate`` (``prefix_allowed_tokens_fn``, ``guidance_scale=g`` with the
-  sampler's unconditional rows as ``negative_prompt_ids``), as ``trl_unified.testing.emu3`` runs it, without
-  ``output_scores``.
+* ``image_only``: ``generate_samples(mode="image_only", rng="batch")`` with the whole request in one batch vs
+  transformers' own image generation (Janus: ``generate(generation_mode="image")``; Emu3: the model doc's constrained
+  ``generate`` with ``negative_prompt_ids``), same prompts, guidance and seed. In this configuration the sampler's
+  codes equal transformers' token for token; the table says whether they did.
+* ``unified``: ``generate_samples(mode="unified")`` (reasoning until begin-of-image, then the image, one pass) vs the
+  two calls a user writes today: ``generate`` for the text (same budget, same sampling), then transformers' image
+  generation on ``prompt + reasoning`` (Janus: ``generate(generation_mode="image")`` on the processor's image prompt;
+  Emu3: the constrained ``generate`` with the adapter's unconditional rows as negative prompts). The samples differ
+  (other random streams), the work per image is the same up to the reasoning lengths, which are reported.
 
-Each (family, method) runs in its own subprocess, so ``ru_maxrss`` (peak resident memory of the whole process) is that
-method's alone; "peak Δ" is the growth of that peak over the process's peak after loading the model and one warm-up
-run (0 when the timed runs stayed under it). With ``--device cuda`` the peak GPU memory is also reported.
+Sizes (random weights; ``--layers`` overrides the depth):
+
+* ``tiny``: the test models (hidden 32, 2 layers, 16 codes per image);
+* ``bigger``: hidden 256, 4 layers, 8 heads, 256 codes per image (16 x 16), codebook 1024;
+* ``janus-pro-1b``: Janus-Pro-1B's shapes (hidden 2048, MLP 5632, 16 heads, vocabulary 102400, codebook 16384,
+  576 codes per image = 24 x 24) with 2 layers instead of 24; Emu3 gets the same shapes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+SIZES = {
+    "tiny": {},
+    "bigger": {
+        "hidden_size": 256, "intermediate_size": 688, "num_layers": 4, "num_heads": 8, "num_kv_heads": 8,
+        "codebook_size": 1024, "tokens_per_side": 16,
+    },
+    "janus-pro-1b": {
+        "hidden_size": 2048, "intermediate_size": 5632, "num_layers": 2, "num_heads": 16, "num_kv_heads": 16,
+        "codebook_size": 16384, "tokens_per_side": 24, "vocab_size": 102400,
+    },
+}
 
-def maxrss_mib() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
 
-
-def worker(family: str, method: str, args) -> dict:
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from trl_unified.generation.sampler import SamplingConfig, generate_samples
-
-    device = torch.device(args.device)
+def build(family: str, size: dict):
+    """``(model, processor, adapter)`` of one family at one size."""
     if family == "janus":
         from trl_unified.models.janus import JanusAdapter
         from trl_unified.testing.janus import tiny_janus
 
-        model, processor = tiny_janus(seed=0)
-        adapter = JanusAdapter(model.to(device), processor)
-    else:
-        from trl_unified.models.emu3 import Emu3Adapter
-        from trl_unified.testing.emu3 import emu3_prefix_allowed_tokens_fn, tiny_emu3
+        model, processor = tiny_janus(seed=0, **size)
+        return model, processor, JanusAdapter(model, processor)
+    from trl_unified.models.emu3 import Emu3Adapter
+    from trl_unified.testing.emu3 import tiny_emu3
 
-        model, processor = tiny_emu3(seed=0)
-        adapter = Emu3Adapter(model.to(device), processor)
-    # equal-length prompts: transformers' image loops do not handle left padding the way the sampler does
-    prompts = [f"a shape number {i:03d}" for i in range(args.images)]
+    size = dict(size)
+    text = {}
+    for ours, theirs in (("hidden_size", "hidden_size"), ("intermediate_size", "intermediate_size"),
+                         ("num_layers", "num_hidden_layers"), ("num_heads", "num_attention_heads"),
+                         ("num_kv_heads", "num_key_value_heads"), ("vocab_size", "vocab_size")):
+        if ours in size:
+            text[theirs] = size.pop(ours)
+    if "tokens_per_side" in size:
+        text["max_position_embeddings"] = 4 * size["tokens_per_side"] ** 2
+    model, processor = tiny_emu3(seed=0, **size, **text)
+    return model, processor, Emu3Adapter(model, processor)
+
+
+def transformers_image(family, model, processor, adapter, contexts, args):
+    """transformers' own image generation for the prompt strings ``contexts`` (one batch) -> a run function."""
+    import torch
+
     g = args.guidance_scale
-
-    if method == "sampler":
-        config = SamplingConfig(
-            mode="image_only", guidance_scale=g, seed=args.seed, rng="batch", batch_size=args.images,
-            decode_images=False,
-        )
-
-        def run():
-            samples = generate_samples(model, adapter, prompts, 1, config, progress=False)
-            return [s.image_tokens for s in samples]
-
-    elif family == "janus":
-        inputs = processor(text=prompts, generation_mode="image", return_tensors="pt").to(device)
+    if family == "janus":
+        inputs = processor(text=contexts, generation_mode="image", padding=True, return_tensors="pt")
 
         def run():
             torch.manual_seed(args.seed)
@@ -82,110 +90,151 @@ def worker(family: str, method: str, args) -> dict:
                 )
             return out.tolist()
 
-    else:
-        inputs = processor(text=prompts, padding=True, return_tensors="pt", return_for_image_generation=True)
-        height, width = (int(v) for v in inputs.pop("image_sizes")[0])
-        inputs = inputs.to(device)
-        negative = torch.tensor(
-            [
-                adapter.unconditional_ids(adapter.tokenize_prompt(p) + [adapter.boi_token_id])
-                + adapter.header_token_ids
-                + [adapter.image_wrapper_token_id]
-                for p in prompts
-            ],
-            device=device,
-        )
-        allowed = emu3_prefix_allowed_tokens_fn(model, processor, height, width)
+        return run
 
-        def run():
+    inputs = processor(text=contexts, padding=True, return_tensors="pt", return_for_image_generation=True)
+    height, width = (int(v) for v in inputs.pop("image_sizes")[0])
+    negative = [
+        adapter.unconditional_ids(adapter.tokenize_prompt(c) + [adapter.boi_token_id])
+        + adapter.header_token_ids
+        + [adapter.image_wrapper_token_id]
+        for c in contexts
+    ]
+    width_ = max(len(n) for n in negative)
+    negative_ids = torch.tensor([[adapter.pad_token_id] * (width_ - len(n)) + n for n in negative])
+    negative_mask = torch.tensor([[0] * (width_ - len(n)) + [1] * len(n) for n in negative])
+    from trl_unified.testing.emu3 import emu3_prefix_allowed_tokens_fn
+
+    allowed = emu3_prefix_allowed_tokens_fn(model, processor, height, width)
+
+    def run():
+        torch.manual_seed(args.seed)
+        with torch.no_grad():
+            out = model.generate(
+                **inputs, prefix_allowed_tokens_fn=allowed, max_new_tokens=height * (width + 1) + 3,
+                do_sample=True, temperature=1.0, top_k=0, top_p=1.0, guidance_scale=g,
+                negative_prompt_ids=negative_ids, negative_prompt_attention_mask=negative_mask,
+            )
+        rows = out[:, inputs["input_ids"].shape[1] :][:, :-3].reshape(len(contexts), height, width + 1)
+        return model.vocabulary_mapping.convert_bpe2img(rows).reshape(len(contexts), -1).tolist()
+
+    return run
+
+
+def cases(family, model, processor, adapter, args):
+    """``{case: (sampler run, baseline run, whether the codes must match, reasoning lengths or None)}``."""
+    import torch
+
+    from trl_unified.generation.sampler import SamplingConfig, generate_samples
+
+    # equal-length prompts: transformers' image loops do not give left-padded rows their own positions
+    prompts = [f"a shape number {i:03d}" for i in range(args.images)]
+    out = {}
+    if "image_only" in args.cases:
+        image_config = SamplingConfig(
+            mode="image_only", guidance_scale=args.guidance_scale, seed=args.seed, rng="batch",
+            batch_size=args.images, decode_images=False,
+        )
+
+        def ours():
+            samples = generate_samples(model, adapter, prompts, 1, image_config, progress=False)
+            return [s.image_tokens for s in samples]
+
+        out["image_only"] = (ours, transformers_image(family, model, processor, adapter, prompts, args), True, None)
+    if "unified" in args.cases:
+        unified_config = SamplingConfig(
+            mode="unified", max_text_tokens=args.text_tokens, guidance_scale=args.guidance_scale, seed=args.seed,
+            batch_size=args.images, decode_images=False,
+        )
+        lengths = {}
+
+        def ours_unified():
+            samples = generate_samples(model, adapter, prompts, 1, unified_config, progress=False)
+            lengths["sampler"] = statistics.mean(len(s.reasoning_ids) for s in samples)
+            return [s.image_tokens for s in samples]
+
+        tokenizer = adapter.tokenizer
+        prompt_ids = [adapter.tokenize_prompt(p) for p in prompts]
+        width = max(len(p) for p in prompt_ids)
+        text_inputs = {
+            "input_ids": torch.tensor([[adapter.pad_token_id] * (width - len(p)) + p for p in prompt_ids]),
+            "attention_mask": torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids]),
+        }
+
+        def two_calls():
             torch.manual_seed(args.seed)
             with torch.no_grad():
-                out = model.generate(
-                    **inputs, prefix_allowed_tokens_fn=allowed, max_new_tokens=height * (width + 1) + 3,
-                    do_sample=True, temperature=1.0, top_k=0, top_p=1.0, guidance_scale=g,
-                    negative_prompt_ids=negative, negative_prompt_attention_mask=torch.ones_like(negative),
+                text = model.generate(
+                    **text_inputs, max_new_tokens=args.text_tokens, do_sample=True, temperature=1.0, top_k=0,
+                    top_p=1.0, pad_token_id=adapter.pad_token_id, eos_token_id=adapter.eos_token_id,
                 )
-            rows = out[:, inputs["input_ids"].shape[1] :][:, :-3].reshape(len(prompts), height, width + 1).cpu()
-            return model.vocabulary_mapping.convert_bpe2img(rows).reshape(len(prompts), -1).tolist()
+            reasoning = tokenizer.batch_decode(text[:, width:], skip_special_tokens=True)
+            lengths["two calls"] = statistics.mean(
+                int((row != adapter.pad_token_id).sum()) for row in text[:, width:]
+            )
+            contexts = [p + r for p, r in zip(prompts, reasoning)]
+            return transformers_image(family, model, processor, adapter, contexts, args)()
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        out["unified"] = (ours_unified, two_calls, False, lengths)
+    return out
 
-    codes = run()  # warm-up (and the codes compared between methods)
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    base_rss = maxrss_mib()
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    result = {
-        "family": family,
-        "method": method,
-        "images": args.images,
-        "seconds": statistics.median(times),
-        "images_per_s": args.images / statistics.median(times),
-        "maxrss_mib": maxrss_mib(),
-        "peak_delta_mib": maxrss_mib() - base_rss,
-        "codes": codes,
-    }
-    if device.type == "cuda":
-        result["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    return result
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=["janus", "emu3"], choices=["janus", "emu3"])
-    parser.add_argument("--images", type=int, default=32, help="images per run (one batch on both sides)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (median reported)")
+    parser.add_argument("--cases", nargs="+", default=["image_only", "unified"], choices=["image_only", "unified"])
+    parser.add_argument("--size", default="bigger", choices=list(SIZES))
+    parser.add_argument("--layers", type=int, default=None, help="override the number of decoder layers")
+    parser.add_argument("--images", type=int, default=8, help="images per run (one batch on both sides)")
+    parser.add_argument("--text-tokens", type=int, default=32, help="reasoning budget in the unified case")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (median reported)")
     parser.add_argument("--guidance-scale", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny matmuls: 1 is fastest)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--worker", nargs=2, metavar=("FAMILY", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
 
-    if args.worker:
-        print("RESULT " + json.dumps(worker(*args.worker, args)), flush=True)
-        return
+    import torch
 
+    torch.set_num_threads(args.threads)
+    size = dict(SIZES[args.size])
+    if args.layers:
+        size["num_layers"] = args.layers
     print(
-        f"{args.images} images per run, guidance {args.guidance_scale}, median of {args.repeats} runs, "
-        f"{args.threads} thread(s), device {args.device}"
+        f"size {args.size} {size}, {args.images} images per run, guidance {args.guidance_scale}, "
+        f"median of {args.repeats} interleaved runs, {args.threads} thread(s), torch {torch.__version__}"
     )
-    header = f"{'family':<6} {'method':<13} {'s/run':>8} {'img/s':>9} {'maxrss MiB':>11} {'peak Δ MiB':>11}"
-    if args.device.startswith("cuda"):
-        header += f" {'GPU peak MiB':>13}"
-    print(header)
+    print(f"{'family':<6} {'case':<11} {'method':<13} {'CPU s':>8} {'wall s':>8}")
     summary = []
     for family in args.families:
-        results = {}
-        for method in ("transformers", "sampler"):
-            command = [sys.executable, os.path.abspath(__file__), "--worker", family, method]
-            command += ["--images", str(args.images), "--repeats", str(args.repeats), "--seed", str(args.seed)]
-            command += ["--guidance-scale", str(args.guidance_scale), "--threads", str(args.threads)]
-            command += ["--device", args.device]
-            out = subprocess.run(command, capture_output=True, text=True)
-            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-            if out.returncode or not lines:
-                sys.stderr.write(out.stderr[-4000:])
-                raise SystemExit(f"{family}/{method} failed (exit {out.returncode})")
-            r = results[method] = json.loads(lines[-1][len("RESULT ") :])
-            line = (
-                f"{family:<6} {method:<13} {r['seconds']:>8.3f} {r['images_per_s']:>9.1f} "
-                f"{r['maxrss_mib']:>11.1f} {r['peak_delta_mib']:>11.1f}"
-            )
-            if "cuda_peak_mib" in r:
-                line += f" {r['cuda_peak_mib']:>13.1f}"
-            print(line, flush=True)
-        ratio = results["sampler"]["images_per_s"] / results["transformers"]["images_per_s"]
-        same = results["sampler"]["codes"] == results["transformers"]["codes"]
-        summary.append(f"{family}: sampler / transformers = {ratio:.2f}x images/s; identical image tokens: {same}")
+        model, processor, adapter = build(family, size)
+        for case, (ours, baseline, check, lengths) in cases(family, model, processor, adapter, args).items():
+            names = ("sampler", "transformers" if case == "image_only" else "two calls")
+            codes = [ours(), baseline()]  # warm-up
+            times = {name: [] for name in names}
+            for _ in range(args.repeats):
+                for name, fn in zip(names, (ours, baseline)):
+                    times[name].append(timed(fn)[:2])
+            medians = {}
+            for name in names:
+                wall = statistics.median(t[0] for t in times[name])
+                cpu = statistics.median(t[1] for t in times[name])
+                medians[name] = (wall, cpu)
+                print(f"{family:<6} {case:<11} {name:<13} {cpu:>8.2f} {wall:>8.2f}", flush=True)
+            cpu_ratio = medians[names[1]][1] / medians[names[0]][1]
+            wall_ratio = medians[names[1]][0] / medians[names[0]][0]
+            line = f"{family} {case}: sampler is {cpu_ratio:.2f}x faster in CPU time, {wall_ratio:.2f}x in wall time"
+            if check:
+                line += f"; identical image tokens: {codes[0] == codes[1]}"
+            if lengths:
+                line += "; mean reasoning tokens " + ", ".join(f"{k} {v:.1f}" for k, v in lengths.items())
+            summary.append(line)
+        del model
     print("\n".join(summary))
 
 

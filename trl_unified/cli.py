@@ -16,6 +16,9 @@ import sys
 COMMANDS = {
     "train": ("trl_unified.scripts.train", "reward-weighted post-training on a scored dataset"),
     "generate": ("trl_unified.scripts.generate", "self-generate K scored samples per prompt into a dataset"),
+    "evaluate": ("trl_unified.scripts.evaluate", "per-category scores with 95% intervals, samples and report.html"),
+    "compare": ("trl_unified.scripts.compare", "evaluations side by side: differences, intervals, plot, report.html"),
+    "target": ("trl_unified.scripts.target", "weakness report of an evaluation -> a targeted prompt pool"),
     "demo": ("trl_unified.scripts.demo", "the whole method end to end on the embedded shapes world (CPU, minutes)"),
 }
 

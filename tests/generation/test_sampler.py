@@ -133,7 +133,7 @@ def test_padded_batches_equal_one_prompt_at_a_time_with_per_row_generators(lm):
     """``rng="row"``: each sample draws from its own generator, so a left-padded batch of 6 rows (3 prompt lengths,
     reasoning of different lengths, guidance rows) gives what each row gives alone (``batch_size=1``, no padding)."""
     model, adapter = lm
-    config = dict(mode="unified", max_text_tokens=8, guidance_scale=3.0, rng="row", seed=5)
+    config = {"mode": "unified", "max_text_tokens": 8, "guidance_scale": 3.0, "rng": "row", "seed": 5}
     batched = run(model, adapter, batch_size=6, **config)
     alone = run(model, adapter, batch_size=1, **config)
     assert key(batched) == key(alone)
@@ -144,7 +144,7 @@ def test_padded_batches_equal_one_prompt_at_a_time_with_per_row_generators(lm):
 def test_padded_batches_equal_one_prompt_at_a_time_greedy(lm):
     """Greedy (temperature 0 for text and image) is batch-independent whatever the RNG mode."""
     model, adapter = lm
-    config = dict(mode="staged", max_text_tokens=6, temperature=0.0, image_temperature=0.0, rng="batch")
+    config = {"mode": "staged", "max_text_tokens": 6, "temperature": 0.0, "image_temperature": 0.0, "rng": "batch"}
     batched = run(model, adapter, num_samples=1, batch_size=3, **config)
     alone = run(model, adapter, num_samples=1, batch_size=1, **config)
     assert key(batched) == key(alone)
@@ -167,7 +167,7 @@ def test_eval_mode_and_no_grad_then_training_mode_restored(lm):
     model, adapter = lm
     model.train()
     seen = []
-    hook = model.register_forward_hook(
+    hook = adapter.sampling_backbone(model).register_forward_hook(
         lambda module, args, out: seen.append((module.training, torch.is_grad_enabled()))
     )
     try:
@@ -205,8 +205,9 @@ def test_guidance_of_one_or_none_means_no_unconditional_rows(lm):
     model, adapter = lm
     assert not SamplingConfig(guidance_scale=1.0).guided and not SamplingConfig(guidance_scale=None).guided
     rows = []
-    hook = model.register_forward_hook(lambda module, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]),
-                                       with_kwargs=True)
+    hook = adapter.sampling_backbone(model).register_forward_hook(
+        lambda module, args, kwargs, out: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
     try:
         run(model, adapter, ["red dot"], 3, mode="image_only", guidance_scale=None)
         assert set(rows) == {3}
@@ -255,3 +256,113 @@ def test_draw_space_places_candidates_in_their_columns_and_skip_draw_uses_a_draw
     assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
     # greedy uses no random numbers
     assert torch.equal(draw(scores, temperature=0.0), scores.argmax(-1))
+
+
+# ----- one pass -------------------------------------------------------------------------------------------------------
+def record_forwards(adapter, model):
+    """Hook the sampler's backbone: per forward, (whether the cache was empty, real tokens fed per lane)."""
+    calls = []
+
+    def hook(module, args, kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        inputs = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        new = kwargs["attention_mask"][:, -inputs.shape[1] :]
+        calls.append((cache.get_seq_length() == 0, new.sum(-1).tolist()))
+
+    return calls, adapter.sampling_backbone(model).register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("family", ["causal_lm", "emu3"])
+def test_one_pass_each_sample_is_prefilled_once_and_its_guidance_row_once(lm, family):
+    """Every token of a sample reaches the model exactly once: the prompt in one prefill, then one step per reasoning
+    token, ``[BOI] + lead`` at the switch and the image's codes (with their forced tokens); the guidance row joins
+    at the switch with one prefill of its own. No lane ever idles in a forward (rows do not wait for each other)."""
+    if family == "emu3":
+        from trl_unified.models.emu3 import Emu3Adapter
+        from trl_unified.testing.emu3 import tiny_emu3
+
+        model, processor = tiny_emu3(seed=0)
+        adapter = Emu3Adapter(model, processor)
+        prompts = ["red", "a blue square at the top left", "two dots"]
+    else:
+        (model, adapter), prompts = lm, PROMPTS
+    calls, handle = record_forwards(adapter, model)
+    try:
+        samples = run(model, adapter, prompts, 2, mode="unified", max_text_tokens=6, guidance_scale=3.0, batch_size=6)
+    finally:
+        handle.remove()
+    layout = adapter.image_layout()
+    last_slot = max(i for i, entry in enumerate(layout) if entry is None)
+    image_fed = len(layout[:last_slot])  # lead, codes and their forced tokens, up to (not including) the last code
+    expected = 0
+    for s in samples:
+        uncond = adapter.unconditional_ids(s.prompt_ids + s.reasoning_ids + [adapter.boi_token_id])
+        expected += len(s.prompt_ids) + len(s.reasoning_ids) + 1 + image_fed  # conditional lane
+        expected += len(uncond) + image_fed  # guidance lane
+    assert sum(sum(fed) for _, fed in calls) == expected
+    prefills = [fed for fresh, fed in calls if fresh]
+    assert sum(len(fed) for fed in prefills) == 2 * len(samples)  # 1 per sample + 1 per guidance row
+    assert len(prefills[0]) == len(samples)  # the first forward prefills the prompts only
+    assert all(min(fed) >= 1 for _, fed in calls)  # no lane waits
+    lengths = [len(s.reasoning_ids) for s in samples]
+    if family == "causal_lm":
+        assert len(set(lengths)) > 1  # rows switched at different steps ...
+    if family == "causal_lm":  # ... and nobody waited: a row draws its first code as soon as it has fed BOI (one
+        # step after drawing it; two after the budget's last token, fed first), then one code per step
+        first_code = [n + 1 if n < 6 else 7 for n in lengths]
+        steps = [fed for fresh, fed in calls if not fresh] + prefills[:1]
+        assert len(steps) == max(first_code) + adapter.num_image_tokens
+
+
+# ----- reproducibility ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_reproducibility_on_the_shapes_model(dtype):
+    """What docs/self_generation.md promises: the same settings give the same samples (fp32 and bf16); in fp32 the
+    batch size does not change them either (rows are left-padded, lanes join and leave the batch at other steps)."""
+    import dataclasses
+
+    from trl_unified.models.registry import get_adapter
+    from trl_unified.shapes.demo import default_eval_prompts
+    from trl_unified.shapes.model import load_shapes_model
+
+    model, tokenizer = load_shapes_model(None)
+    model = model.to(dtype)
+    adapter = get_adapter(model, tokenizer)
+    prompts = default_eval_prompts(8, 0)[:12]
+    config = SamplingConfig(mode="unified", max_text_tokens=48, guidance_scale=3.0, batch_size=24, seed=0,
+                            decode_images=False)
+
+    def sample(**changes):
+        samples = generate_samples(model, adapter, prompts, 2, dataclasses.replace(config, **changes), progress=False)
+        return [(s.reasoning_ids, s.image_tokens) for s in samples]
+
+    first = sample()
+    assert sample() == first
+    assert len({len(r) for r, _ in first}) > 1  # rows really switched at different steps
+    if dtype == torch.float32:
+        assert sample(batch_size=7) == first
+        assert sample(batch_size=1) == first
+
+
+def test_text_phase_never_draws_image_codes_or_layout_tokens():
+    """A model that all but always writes an image code as text: the reasoning still holds only text tokens."""
+    model, adapter = biased_lm("<img_3>")
+    blocked = set(adapter.text_blocked_ids())
+    assert set(adapter.image_token_ids) | {adapter.eoi_token_id} <= blocked
+    assert adapter.boi_token_id not in blocked and adapter.eos_token_id not in blocked
+    samples = run(model, adapter, mode="unified", max_text_tokens=8, guidance_scale=3.0)
+    assert all(len(s.reasoning_ids) == 8 or s.switched or s.forced_switch for s in samples)
+    assert sum(len(s.reasoning_ids) for s in samples) > 0
+    assert not blocked & {t for s in samples for t in s.reasoning_ids}
+
+
+def test_emu3_text_blocks_its_layout_tokens_but_not_its_size_header():
+    from trl_unified.models.emu3 import Emu3Adapter
+    from trl_unified.testing.emu3 import tiny_emu3
+
+    model, processor = tiny_emu3(seed=0)
+    adapter = Emu3Adapter(model, processor)
+    blocked = set(adapter.text_blocked_ids())
+    layout_specials = {adapter.eol_token_id, adapter.eof_token_id, adapter.eoi_token_id, adapter.image_wrapper_token_id}
+    assert layout_specials | set(adapter.image_token_ids) <= blocked
+    assert not blocked & ({adapter.boi_token_id, adapter.eos_token_id} | set(adapter.header_token_ids))

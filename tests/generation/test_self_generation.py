@@ -319,3 +319,15 @@ def test_push_to_hub_with_card(tiny, tmp_path, local_hub):
     assert "## Statistics" in card.text and "tiny-selfgen" in card.text
     local_run = json.loads((tmp_path / "out" / RUN_FILE).read_text())
     assert json.loads(files[RUN_FILE])["fingerprint"] == local_run["fingerprint"]
+
+
+def test_rng_batch_is_refused_before_anything_is_written(tmp_path):
+    """``rng="batch"`` would tie samples to shards and batches: refused when the config is built, not after writing."""
+    from trl_unified.scripts.generate import main
+
+    with pytest.raises(ValueError, match="rng='row'"):
+        SelfGenerationConfig(rng="batch")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="rng='row'"):  # the command-line parser builds the config first
+        main(["--model_name_or_path", "unused", "--prompts", "unused.txt", "--output_dir", str(out), "--rng", "batch"])
+    assert not out.exists()

@@ -6,23 +6,25 @@ and forced tokens), how a code is fed (``image_input_id`` / ``input_embeddings``
 ``image_logits``), the classifier-free-guidance row (``unconditional_ids``) and decoding (``decode_images``). Nothing
 here looks at the model's type.
 
-How a batch of samples is made (``rows = prompts x num_samples``, prompt-major, ``config.batch_size`` at a time):
+How a batch of samples is made (``rows = prompts x num_samples``, prompt-major, ``config.batch_size`` at a time): in
+ONE pass per sample over one KV cache (:mod:`.one_pass`). The prompt is prefilled once; each row then runs on its
+own clock:
 
-1. **Text phase** (modes ``unified`` and ``staged``): the left-padded prompts are prefilled once, then one token per
-   step is drawn from the text head (temperature/top-k/top-p), with a KV cache, until each row stops:
+* **Text** (modes ``unified`` and ``staged``): one token per step from the text head (temperature/top-k/top-p),
+  image codes and layout tokens masked (``adapter.text_blocked_ids``), until the row stops:
 
-   * ``unified``: the row stops when the model emits begin-of-image by itself (``switched=True``); at end-of-sequence
-     or when ``max_text_tokens`` run out, begin-of-image is forced (``forced_switch=True``). EOS is not kept.
-   * ``staged`` (the classic two-stage pipeline): text until EOS, begin-of-image or the budget (neither token kept),
-     then begin-of-image is started by hand (``switched=False``, ``forced_switch=False``).
-   * ``image_only``: no text phase; begin-of-image follows the prompt.
+  * ``unified``: the row stops when the model emits begin-of-image by itself (``switched=True``); at end-of-sequence
+    or when ``max_text_tokens`` run out, begin-of-image is forced (``forced_switch=True``). EOS is not kept.
+  * ``staged`` (the classic two-stage pipeline): text until EOS, begin-of-image or the budget (neither token kept),
+    then begin-of-image is started by hand (``switched=False``, ``forced_switch=False``).
+  * ``image_only``: no text; begin-of-image follows the prompt (in the prefill).
 
-2. **Image phase**: ONE prefill of the left-padded contexts ``[prompt][reasoning][BOI]`` (+ the forced tokens that
-   open ``image_layout()``, e.g. Emu3's size header) and, with guidance, of their ``adapter.unconditional_ids`` rows,
-   all in one batch ``[conditional; unconditional]`` sharing one KV cache. Then one forward per sampled code: the
-   code (and the forced tokens that follow it, e.g. an end-of-line marker) is fed to both rows; codes are drawn from
-   ``adapter.image_logits`` after CFG ``uncond + scale * (cond - uncond)`` (logit space, as transformers) and the image
-   temperature/top-k/top-p. The forced tokens that close the layout are never fed (nothing is sampled after them).
+* **Image**: the row feeds begin-of-image and the forced tokens that open ``image_layout()`` (e.g. Emu3's size
+  header) into its cache at once, while other rows may still write; with guidance its ``adapter.unconditional_ids``
+  row joins the batch then, with its own prefill. One code per step, drawn from the image head after CFG
+  ``uncond + scale * (cond - uncond)`` (logit space, as transformers) and the image temperature/top-k/top-p; the
+  forced tokens that follow a code (e.g. an end-of-line marker) are fed with it; those that close the layout are
+  never fed (nothing is sampled after them).
 
 Every forward gets explicit ``position_ids`` from the attention mask (``cumsum - 1``), so a left-padded row sees the
 positions it would see alone.
@@ -31,7 +33,8 @@ Random numbers (``SamplingConfig.rng``):
 
 * ``"row"`` (default): every sample has its own ``torch.Generator`` seeded from ``(seed, prompt_index,
   sample_index)`` (:func:`row_seed`) and draws from it alone. A sample then does not depend on the other rows of its
-  batch: ``batch_size`` and padding do not change results (up to float rounding of padded matmuls).
+  batch: ``batch_size`` and padding do not change results (up to float rounding of padded matmuls: exact in fp32
+  in the tests, a few samples in a hundred differ in bf16; see ``docs/self_generation.md``).
 * ``"batch"``: one generator seeded with ``seed`` for the whole call, one ``torch.multinomial`` per step over the
   batch's conditional rows -- transformers' own draws. With the same seed (``torch.manual_seed(seed)`` before
   ``generate``) and the whole request in one batch, image tokens equal ``JanusForConditionalGeneration.generate(...,
@@ -39,15 +42,13 @@ Random numbers (``SamplingConfig.rng``):
   get there the draws also match transformers' bookkeeping: codes are drawn in the columns transformers draws them
   from (shared-vocabulary families: the full vocabulary, at the codes' ids; see ``logits.DrawSpace``) and every
   forced token *between* sampled codes uses the random numbers of one draw, as ``generate`` still samples a token
-  that ``prefix_allowed_tokens_fn`` has decided.
+  that ``prefix_allowed_tokens_fn`` has decided. (``"row"`` draws codes over the codebook and skips no numbers.)
 
 Temperature 0 is greedy (argmax; no random numbers used).
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,9 +57,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models.base import IMAGE, TEXT, UnifiedModelAdapter, unwrap_model
+from ..models.base import TEXT, UnifiedModelAdapter, unwrap_model
 from ..models.sharding import gathers_parameters
-from .logits import DrawSpace, draw, guide, skip_draw
+from .one_pass import OnePassSampler, Rng
+from .seeds import stable_seed
 
 MODES = ("unified", "staged", "image_only")
 RNG_MODES = ("row", "batch")
@@ -196,156 +198,7 @@ def switch_rate(samples: Sequence[Sample]) -> float:
 
 def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
     """The seed of one sample's generator in ``rng="row"`` mode (a hash: neighbouring rows get unrelated streams)."""
-    digest = hashlib.blake2b(f"{seed}/{prompt_index}/{sample_index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-# ----- internals ------------------------------------------------------------------------------------------------------
-@dataclass
-class _Rng:
-    """Either one generator for the batch (``generator``) or one per row (``generators``)."""
-
-    generator: torch.Generator | None = None
-    generators: list[torch.Generator] | None = None
-
-    def rows(self, indices: Sequence[int]) -> _Rng:
-        if self.generators is None:
-            return self
-        return _Rng(generators=[self.generators[i] for i in indices])
-
-
-@dataclass
-class _ImagePlan:
-    """``image_layout()`` cut where the sampler needs it."""
-
-    lead: list[int]  # forced tokens before the first code slot: fed with the prefill
-    runs: list[list[int]]  # runs[j]: forced tokens between code slot j and j+1: fed with code j
-    num_slots: int
-    code_ids: torch.Tensor  # [K] the id fed for each code
-    identity: bool  # code_ids == arange(K): codes are drawn in codebook space
-
-    @classmethod
-    def from_adapter(cls, adapter: UnifiedModelAdapter, device: torch.device) -> _ImagePlan:
-        layout = list(adapter.image_layout())
-        slots = [i for i, entry in enumerate(layout) if entry is None]
-        if not slots:
-            raise ValueError("adapter.image_layout() has no code slot (None entry): there is nothing to sample.")
-        runs = [[int(t) for t in layout[a + 1 : b]] for a, b in zip(slots, slots[1:])]
-        size = adapter.codebook_size
-        code_ids = torch.tensor([int(adapter.image_input_id(c)) for c in range(size)], dtype=torch.long, device=device)
-        identity = bool(torch.equal(code_ids, torch.arange(size, device=device)))
-        return cls([int(t) for t in layout[: slots[0]]], runs, len(slots), code_ids, identity)
-
-
-def _left_pad(rows: Sequence[Sequence[int]], fill: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    length = max(len(r) for r in rows)
-    ids = torch.tensor([[fill] * (length - len(r)) + list(r) for r in rows], dtype=torch.long, device=device)
-    mask = torch.tensor([[0] * (length - len(r)) + [1] * len(r) for r in rows], dtype=torch.long, device=device)
-    return ids, mask
-
-
-class _Backbone:
-    """``adapter.forward_hidden`` with a KV cache and explicit position ids from the attention mask."""
-
-    def __init__(self, model: nn.Module, adapter: UnifiedModelAdapter):
-        self.model, self.adapter = model, adapter
-        # transformers >= 5 calls the cache `cache` (`past_key_values` is a deprecated alias until 5.40)
-        parameters = inspect.signature(unwrap_model(model).forward).parameters
-        self.cache_key = "cache" if "cache" in parameters else "past_key_values"
-
-    @staticmethod
-    def _cache_of(outputs: Any) -> Any:
-        for name in ("cache", "past_key_values"):
-            cache = getattr(outputs, name, None)
-            if cache is not None:
-                return cache
-        raise RuntimeError("The model returned no KV cache with use_cache=True; the sampler needs one.")
-
-    def __call__(self, input_ids, modality, attention_mask, cache=None):
-        """Feed ``input_ids [B, n]`` after the cached positions; ``attention_mask`` covers cache + new tokens."""
-        positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)[:, -input_ids.shape[1] :]
-        kwargs = {"use_cache": True, "position_ids": positions}
-        if cache is not None:
-            kwargs[self.cache_key] = cache
-        hidden, outputs = self.adapter.forward_hidden(self.model, input_ids, modality, attention_mask, **kwargs)
-        return hidden[:, -1], self._cache_of(outputs)
-
-
-def _text_phase(backbone, core, adapter, contexts, config, rng, device):
-    """Reasoning ids and the ``switched`` flag of each row (see the module docstring)."""
-    n = len(contexts)
-    reasoning: list[list[int]] = [[] for _ in range(n)]
-    switched = [False] * n
-    if config.max_text_tokens == 0:
-        return reasoning, switched
-    ids, mask = _left_pad(contexts, adapter.pad_token_id, device)
-    hidden, cache = backbone(ids, torch.full_like(ids, TEXT), mask)
-    boi, eos, pad = adapter.boi_token_id, adapter.eos_token_id, adapter.pad_token_id
-    active = list(range(n))
-    sampling = dict(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
-    for step in range(config.max_text_tokens):
-        logits = adapter.text_logits(core, hidden).float()
-        if rng.generators is None:  # transformers' draw: every row, finished ones included
-            tokens = draw(logits, generator=rng.generator, **sampling).tolist()
-        else:  # a row's stream only moves while it is sampling text
-            tokens = [pad] * n
-            for i, t in zip(active, draw(logits[active], generators=rng.rows(active).generators, **sampling).tolist()):
-                tokens[i] = t
-        still = []
-        for i in active:
-            if tokens[i] == boi:
-                switched[i] = config.mode == "unified"
-            elif tokens[i] != eos:
-                reasoning[i].append(tokens[i])
-                still.append(i)
-        active = still
-        if not active or step == config.max_text_tokens - 1:
-            break
-        live = set(active)
-        feed = torch.tensor([[tokens[i] if i in live else pad] for i in range(n)], dtype=torch.long, device=device)
-        mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
-        hidden, cache = backbone(feed, torch.full_like(feed, TEXT), mask, cache)
-    return reasoning, switched
-
-
-def _image_phase(backbone, core, adapter, plan: _ImagePlan, contexts, config, rng, device) -> torch.Tensor:
-    """Codes ``[B, num_slots]`` for the contexts ``[prompt][reasoning][BOI]``."""
-    n = len(contexts)
-    rows = [list(c) + plan.lead for c in contexts]
-    modality = [[TEXT] * len(c) + [IMAGE] * len(plan.lead) for c in contexts]
-    if config.guided:
-        rows += [list(adapter.unconditional_ids(list(c))) + plan.lead for c in contexts]
-        modality += modality
-    ids, mask = _left_pad(rows, adapter.pad_token_id, device)
-    modality, _ = _left_pad(modality, TEXT, device)
-    hidden, cache = backbone(ids, modality, mask)
-
-    if plan.identity:
-        space = DrawSpace.identity(adapter.codebook_size)
-    else:  # draw in the fed-id (vocabulary) space, where transformers draws shared-vocabulary codes
-        vocab = adapter.text_logits(core, hidden[:1]).shape[-1]
-        space = DrawSpace(vocab, plan.code_ids)
-    sampling = dict(temperature=config.image_temperature, top_k=config.image_top_k, top_p=config.image_top_p)
-    draws = dict(generator=rng.generator, generators=rng.generators)
-    codes = torch.empty(n, plan.num_slots, dtype=torch.long, device=device)
-    for j in range(plan.num_slots):
-        logits = adapter.image_logits(core, hidden).float()
-        scores = guide(logits[:n], logits[n:], config.guidance_scale) if config.guided else logits
-        codes[:, j] = draw(scores, space=space, **sampling, **draws)
-        if j == plan.num_slots - 1:
-            break
-        run = plan.runs[j]
-        if config.image_temperature != 0:
-            for _ in run:  # transformers samples each forced token from a one-token distribution
-                skip_draw(n, space, device=device, **draws)
-        feed = torch.cat(
-            [plan.code_ids[codes[:, j]][:, None], torch.tensor(run, dtype=torch.long, device=device).expand(n, -1)], 1
-        )
-        if config.guided:
-            feed = torch.cat([feed, feed])
-        mask = torch.cat([mask, mask.new_ones(feed.shape)], dim=1)
-        hidden, cache = backbone(feed, torch.full_like(feed, IMAGE), mask, cache)
-    return codes
+    return stable_seed(seed, prompt_index, sample_index)
 
 
 @gathers_parameters  # ZeRO-3: whole parameters, gathered once on every process
@@ -379,15 +232,13 @@ def generate_samples(
     jobs = [(p, s) for p in range(len(prompts)) for s in range(num_samples)]
     seed = config.seed if config.seed is not None else int(torch.randint(0, 2**62, ()).item())
     batch_generator = torch.Generator(device).manual_seed(seed) if config.rng == "batch" else None
-    if prompt_seeds is not None:
-        if config.rng != "row" or len(prompt_seeds) != len(prompts):
-            raise ValueError("prompt_seeds needs rng='row' and one seed per prompt")
+    if prompt_seeds is not None and (config.rng != "row" or len(prompt_seeds) != len(prompts)):
+        raise ValueError("prompt_seeds needs rng='row' and one seed per prompt")
 
     def job_seed(p: int, s: int) -> int:
         return row_seed(seed, p, s) if prompt_seeds is None else row_seed(int(prompt_seeds[p]), 0, s)
 
-    plan = _ImagePlan.from_adapter(adapter, device)
-    backbone = _Backbone(model, adapter)
+    sampler = OnePassSampler(model, adapter, config, device)
 
     from tqdm.auto import tqdm
 
@@ -399,16 +250,10 @@ def generate_samples(
             for start in range(0, len(jobs), config.batch_size):
                 chunk = jobs[start : start + config.batch_size]
                 if batch_generator is not None:
-                    rng = _Rng(generator=batch_generator)
+                    rng = Rng(generator=batch_generator)
                 else:
-                    rng = _Rng(generators=[torch.Generator(device).manual_seed(job_seed(*job)) for job in chunk])
-                contexts = [prompt_ids[p] for p, _ in chunk]
-                if config.mode == "image_only":
-                    reasoning, switched = [[] for _ in chunk], [False] * len(chunk)
-                else:
-                    reasoning, switched = _text_phase(backbone, core, adapter, contexts, config, rng, device)
-                contexts = [c + r + [adapter.boi_token_id] for c, r in zip(contexts, reasoning)]
-                codes = _image_phase(backbone, core, adapter, plan, contexts, config, rng, device)
+                    rng = Rng(generators=[torch.Generator(device).manual_seed(job_seed(*job)) for job in chunk])
+                reasoning, switched, codes = sampler.sample([prompt_ids[p] for p, _ in chunk], rng)
                 images = adapter.decode_images(model, codes) if config.decode_images else [None] * len(chunk)
                 rows = zip(chunk, reasoning, switched, codes.tolist(), images)
                 for (p, s), reason, did_switch, row_codes, image in rows:

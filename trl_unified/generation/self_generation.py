@@ -143,6 +143,7 @@ def self_generate(
     adapter: UnifiedModelAdapter | None = None,
     text_reward_weights: Sequence[float] | None = None,
     image_reward_weights: Sequence[float] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> Dataset:
     """Generate ``config.num_samples`` scored samples per prompt into ``config.output_dir``; return the dataset.
 
@@ -156,6 +157,9 @@ def self_generate(
             built from ``config.text_rewards`` / ``config.image_rewards`` with ``load_reward``.
         adapter: the model's adapter (default: ``get_adapter(model, processing_class, config.model_adapter)``).
         text_reward_weights / image_reward_weights: default ``config.*_reward_weights`` (else all 1.0).
+        callbacks: objects with an ``on_samples`` method (e.g. ``trainer.callback_handler.callbacks``) that, with
+            ``config.report_to``, receive a samples table and images when the run is done
+            (:func:`trl_unified.evaluation.report_samples`).
 
     Returns the assembled dataset (loaded from ``output_dir``; identical on every process). Rows are ordered by prompt
     (source order) then ``sample_index``; the columns are listed in ``docs/self_generation.md``.
@@ -232,7 +236,12 @@ def self_generate(
         if processes.is_main:
             _finish(output_dir, config, features, num_shards)
         processes.wait()
-    return load_from_disk(str(output_dir))
+    dataset = load_from_disk(str(output_dir))
+    if processes.is_main and (set(config.report_to or ()) - {"none"} or callbacks):
+        from ..evaluation.reporting import dataset_rows, report_samples
+
+        report_samples("self_generation", *dataset_rows(dataset), report_to=config.report_to, callbacks=callbacks)
+    return dataset
 
 
 

@@ -137,6 +137,10 @@ class SelfGenerationConfig(SamplingConfig):
         },
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar (main process)."})
+    report_to: list[str] | None = field(
+        default=None,
+        metadata={"help": "Also log a samples table with images to these reporters (`wandb`) when the run is done."},
+    )
 
     # ----- Hub -----
     push_to_hub: bool = field(
@@ -167,6 +171,12 @@ class SelfGenerationConfig(SamplingConfig):
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
         if self.max_prompts is not None and self.max_prompts < 0:
             raise ValueError(f"max_prompts must be >= 0, got {self.max_prompts}")
+        if self.rng != "row":
+            raise ValueError(
+                f"self-generation needs rng='row' (got rng={self.rng!r}): each prompt is sampled from its own seed, "
+                "so a sample never depends on its shard, batch or process; rng='batch' (transformers' own draws, for "
+                "parity checks with `generate_samples`) would tie samples to the batching"
+            )
         if self.seed is None:
             raise ValueError(
                 "self-generation needs an integer seed: every shard must be reproducible from the arguments, so "

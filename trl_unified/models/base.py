@@ -16,8 +16,9 @@ codebook, which is exactly what the sampler draws from in the image phase.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -291,6 +292,30 @@ class UnifiedModelAdapter(ABC):
         masks = [((targets != IGNORE_INDEX) & (target_modality == mod)).to(logps) for mod in (TEXT, IMAGE)]
         loss_sum = torch.stack([-(logps * mask).sum(dim=1) for mask in masks], dim=1)
         return ModalityLosses(loss_sum=loss_sum, count=torch.stack([mask.sum(dim=1) for mask in masks], dim=1))
+
+    # ----- sampling ---------------------------------------------------------------------------------------------------
+    def sampling_backbone(self, model: nn.Module) -> nn.Module:
+        """The module the sampler steps: the language model without any head (``last_hidden_state`` post-norm).
+
+        Sampling draws from one head per position (text or image), so the full-vocabulary head of ``model.forward``
+        would be wasted work at every step. The default is ``get_decoder()`` (right for Janus, Emu3 and causal LMs).
+        """
+        return unwrap_model(model).get_decoder()
+
+    def sampling_heads(self, model: nn.Module) -> tuple[Callable, Callable]:
+        """``(text_head, image_head)``: hidden ``[N, H]`` -> text / codebook logits, built once per sampling call."""
+        core = unwrap_model(model)
+        return partial(self.text_logits, core), partial(self.image_logits, core)
+
+    def text_blocked_ids(self) -> list[int]:
+        """Ids the text phase never draws: the image layout's special/added tokens (row markers, end-of-image...).
+
+        End-of-sequence and begin-of-image stay allowed (they end the text); plain-text forced tokens (Emu3's size
+        header) too. Shared-vocabulary families add their image codes.
+        """
+        special = set(self.tokenizer.all_special_ids) | set(getattr(self.tokenizer, "added_tokens_decoder", {}))
+        keep = {self.eos_token_id, self.boi_token_id}
+        return sorted({int(t) for t in self.image_layout() if t is not None and t in special and t not in keep})
 
     # ----- images ----------------------------------------------------------------------------------------------------
     @abstractmethod

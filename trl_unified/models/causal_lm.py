@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -73,6 +74,18 @@ class SharedVocabularyAdapter(UnifiedModelAdapter):
         if ids is None or ids.device != logits.device:
             ids = self._image_ids_tensor = torch.as_tensor(self.image_token_ids, device=logits.device)
         return logits.index_select(-1, ids)
+
+    def sampling_heads(self, model: nn.Module):
+        """The image head as a cached slice of the output head (its code rows copied once, not at every step)."""
+        text_head, _ = super().sampling_heads(model)
+        head = self._output_head(unwrap_model(model))
+        ids = torch.as_tensor(self.image_token_ids, device=head.weight.device)
+        weight = head.weight.detach()[ids]
+        bias = None if head.bias is None else head.bias.detach()[ids]
+        return text_head, partial(nn.functional.linear, weight=weight, bias=bias)
+
+    def text_blocked_ids(self) -> list[int]:
+        return sorted(set(super().text_blocked_ids()) | set(self.image_token_ids))
 
 
 class CausalLMAdapter(SharedVocabularyAdapter):

@@ -1,28 +1,35 @@
 """The main job on the shapes world: the whole method, end to end, on a CPU in minutes.
 
 1. Evaluate the base model in ``staged`` and ``unified`` modes (and ``image_only``, for reference) on held-out
-   prompts (accuracy per category, switch rate).
-2. Weakness report: the categories where its best mode fails; the targeted prompt pool leans on them.
+   prompts (accuracy per category, switch rate) with the library's ``evaluate_model``, the verifier as the reward.
+2. Weakness report: the categories where its best mode fails; the targeted prompt pool leans on them
+   (``trl_unified.targeting``, with the shapes grammar as the prompt source).
 3. Self-generate K samples per pool prompt in ``unified`` mode and score them (text: the plan checker; image: the
    verifier's partial credit, which is 1 exactly when the image is correct).
 4. Reward-weighted post-training (LoRA by default) with ``RewardWeightedMultimodalTrainer``.
 5. Evaluate again in ``unified`` mode; repeat for ``rounds``.
-6. Print a before/after table per category and save samples, image grids and a plot under ``output_dir``.
+6. Print a before/after table per category and save samples, image grids, a comparison (Markdown, JSON, plot) and a
+   ``report.html`` to look at under ``output_dir``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..evaluation import EvalResult, PromptSet, compare_evaluations, evaluate_model, load_prompt_set, write_report
 from ..generation.sampler import SamplingConfig
-from .evaluation import EvalResult, evaluate_shapes
+from ..targeting import build_targeted_pool, weakness_report, write_pool
 from .model import load_shapes_model
-from .prompts import CATEGORIES, all_prompt_specs, is_held_out, parse_prompt
+from .prompt_source import ShapesPromptSource, shapes_category
+from .prompts import CATEGORIES, all_prompt_specs, is_held_out
+from .rewards import shapes_image_reward, shapes_text_reward
+
+#: The column that decides a sample's verdict: the verifier's exact 0/1 verdict.
+METRIC = "image/shapes_image_reward"
 
 
 @dataclass
@@ -55,6 +62,10 @@ class DemoConfig:
     guidance_scale: float = field(default=1.0, metadata={"help": "Classifier-free guidance on image codes (1: off)."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (text and image)."})
     sampling_batch_size: int = field(default=64, metadata={"help": "Samples per sampler forward."})
+    report_to: str = field(
+        default="none",
+        metadata={"help": "Reporters (`wandb`, ...) for training logs and the sample tables of evaluations."},
+    )
     quick: bool = field(default=False, metadata={"help": "A small, fast version (for tests): fewer prompts and steps."})
     seed: int = field(default=0, metadata={"help": "Seed of prompts, sampling and training."})
 
@@ -108,57 +119,16 @@ def default_eval_prompts(per_category: int, seed: int = 0) -> list[str]:
     return prompts
 
 
-def eval_sample_list(prompts: list[str], per_category: int) -> list[str]:
-    """Each prompt repeated so that every category gets about ``per_category`` samples, however many prompts it has.
-
-    Categories hold different numbers of held-out prompts (``single`` has 6, ``position`` hundreds); equal sample
-    counts give every category's accuracy, and so the mean over categories, the same precision.
-    """
-    categories = [parse_prompt(p).category for p in prompts]
-    counts = {c: categories.count(c) for c in set(categories)}
-    return [p for p, c in zip(prompts, categories) for _ in range(max(1, math.ceil(per_category / counts[c])))]
-
-
-def read_prompts(path: str) -> list[str]:
-    """One prompt per line (blank lines skipped); every line must be in the shapes grammar."""
-    prompts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    for number, prompt in enumerate(prompts, 1):
-        try:
-            parse_prompt(prompt)
-        except ValueError as err:
-            raise ValueError(f"{path}, line {number}: {err}") from None
-    if not prompts:
-        raise ValueError(f"{path} holds no prompt")
-    return prompts
-
-
-def weakness_report(result: EvalResult, min_share: float) -> dict[str, float]:
-    """Pool share per category: proportional to the error rate, with a floor so no category is forgotten."""
-    errors = {c: 1.0 - result.accuracy.get(c, 0.0) for c in CATEGORIES}
-    total = sum(errors.values()) or 1.0
-    shares = {c: max(min_share, e / total) for c, e in errors.items()}
-    norm = sum(shares.values())
-    return {c: s / norm for c, s in shares.items()}
-
-
-def targeted_pool(shares: dict[str, float], size: int, exclude: set[str], seed: int) -> list[str]:
-    """``size`` training prompts (never held out, never in ``exclude``) drawn per category by ``shares``."""
-    rng = random.Random(seed)
-    pool = []
-    for category, share in shares.items():
-        candidates = [s.to_text() for s in all_prompt_specs(category) if not is_held_out(s)]
-        candidates = [p for p in candidates if p not in exclude]
-        count = round(share * size)
-        pool += [rng.choice(candidates) for _ in range(count)] if count > len(candidates) else rng.sample(candidates, count)
-    rng.shuffle(pool)
-    return pool
+def read_prompts(path: str) -> PromptSet:
+    """One prompt per line (blank lines skipped); every line must be in the shapes grammar (errors name the line)."""
+    return load_prompt_set(path, categorize=shapes_category)
 
 
 def self_generate_round(model, tokenizer, prompts: list[str], cfg: DemoConfig, sampling: SamplingConfig, folder: Path):
     """K scored unified-mode samples per prompt, in the trainer's format, with the self-generation utility."""
     from ..generation.self_generation import self_generate
     from ..generation.self_generation_config import SelfGenerationConfig
-    from .rewards import shapes_image_partial_reward, shapes_text_reward
+    from .rewards import shapes_image_partial_reward
 
     config = SelfGenerationConfig(
         output_dir=str(folder),
@@ -170,11 +140,12 @@ def self_generate_round(model, tokenizer, prompts: list[str], cfg: DemoConfig, s
         guidance_scale=sampling.guidance_scale,
         batch_size=sampling.batch_size,
         seed=sampling.seed,
+        report_to=[cfg.report_to],
     )
     return self_generate(
         model,
         tokenizer,
-        [{"prompt": p, "prompt_id": i, "category": parse_prompt(p).category} for i, p in enumerate(prompts)],
+        [{"prompt": p, "prompt_id": i, "category": shapes_category(p)} for i, p in enumerate(prompts)],
         config,
         text_rewards=[shapes_text_reward],
         image_rewards=[shapes_image_partial_reward],
@@ -199,7 +170,7 @@ def post_train(model, tokenizer, dataset, cfg: DemoConfig, folder: Path):
         warmup_steps=10,
         logging_steps=10,
         save_strategy="no",
-        report_to="none",
+        report_to=cfg.report_to,
         use_cpu=True,
         seed=cfg.seed,
         max_length=160,
@@ -234,38 +205,17 @@ def summary_table(base: dict[str, EvalResult], rounds: list[EvalResult]) -> str:
     return "\n".join(lines)
 
 
-def accuracy_plot(base_best: EvalResult, final: EvalResult, path: Path) -> None:
-    """Bar chart of accuracy per category, base (best mode) vs after post-training (unified)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    categories = list(CATEGORIES) + ["mean"]
-    before = [base_best.accuracy.get(c, 0.0) for c in CATEGORIES] + [base_best.mean_accuracy]
-    after = [final.accuracy.get(c, 0.0) for c in CATEGORIES] + [final.mean_accuracy]
-    x = range(len(categories))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar([i - 0.2 for i in x], [100 * v for v in before], 0.4, label=f"base ({base_best.mode})")
-    ax.bar([i + 0.2 for i in x], [100 * v for v in after], 0.4, label="after RWR (unified)")
-    ax.set_xticks(list(x), categories)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("Shapes world: held-out accuracy per category")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the main job; returns (and saves as ``summary.json``) the measured numbers."""
     start = time.time()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_shapes_model(cfg.base_model)
-    eval_prompts = read_prompts(cfg.eval_prompts) if cfg.eval_prompts else default_eval_prompts(cfg.eval_prompts_per_category, cfg.seed)
-    eval_samples = eval_sample_list(eval_prompts, cfg.eval_samples_per_category)
+    if cfg.eval_prompts:
+        eval_set = read_prompts(cfg.eval_prompts)
+    else:
+        prompts = default_eval_prompts(cfg.eval_prompts_per_category, cfg.seed)
+        eval_set = load_prompt_set(prompts, categorize=shapes_category)
     sampling = SamplingConfig(
         max_text_tokens=48,
         temperature=cfg.temperature,
@@ -276,8 +226,19 @@ def run_demo(cfg: DemoConfig) -> dict:
     )
 
     def evaluate(name: str, mode: str) -> EvalResult:
-        result = evaluate_shapes(
-            model, tokenizer, eval_samples, mode=mode, sampling=sampling, output_dir=out / "eval", name=name,
+        result = evaluate_model(
+            model,
+            tokenizer,
+            eval_set,
+            image_rewards=[shapes_image_reward],
+            text_rewards=[shapes_text_reward],
+            mode=mode,
+            sampling=sampling,
+            samples_per_category=cfg.eval_samples_per_category,
+            metric=METRIC,
+            output_dir=out / "eval",
+            name=name,
+            report_to=cfg.report_to,
         )
         print(f"[{time.time() - start:6.0f}s] {name}: mean accuracy {100 * result.mean_accuracy:.1f}%, "
               f"switch rate {100 * result.switch_rate:.1f}%")
@@ -287,18 +248,18 @@ def run_demo(cfg: DemoConfig) -> dict:
     base = {mode: evaluate(f"base_{mode}", mode) for mode in ("staged", "unified", "image_only")}
     best = max(base.values(), key=lambda r: r.mean_accuracy)
     current, rounds, reports = best, [], []
-    used: set[str] = set(eval_prompts)
+    used: set[str] = set(eval_set.prompts)
+    source = ShapesPromptSource()
     for round_index in range(1, cfg.rounds + 1):
-        shares = weakness_report(current, cfg.min_category_share)
-        pool = targeted_pool(shares, cfg.pool_size, exclude=used, seed=cfg.seed + round_index)
+        report = weakness_report(current, cfg.min_category_share, CATEGORIES)
+        pool = build_targeted_pool(report, source, cfg.pool_size, exclude=used, seed=cfg.seed + round_index)
         folder = out / f"round{round_index}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pool.txt").write_text("\n".join(pool) + "\n")
+        write_pool(pool, report, folder)
         weakest = sorted(current.accuracy, key=current.accuracy.get)[:2]
-        reports.append({"round": round_index, "weakest": weakest, "pool_shares": shares, "pool_size": len(pool)})
+        reports.append({"round": round_index, "weakest": weakest, **report.to_dict()})
         print(f"[{time.time() - start:6.0f}s] round {round_index}: weakest {weakest}; pool shares "
-              + ", ".join(f"{c} {100 * s:.0f}%" for c, s in shares.items()))
-        dataset = self_generate_round(model, tokenizer, pool, cfg, sampling, folder / "generated")
+              + ", ".join(f"{c} {100 * s:.0f}%" for c, s in report.shares.items()))
+        dataset = self_generate_round(model, tokenizer, [p["prompt"] for p in pool], cfg, sampling, folder / "generated")
         model = post_train(model, tokenizer, dataset, cfg, folder / "train")
         current = evaluate(f"round{round_index}_unified", "unified")
         rounds.append(current)
@@ -306,7 +267,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     final = rounds[-1] if rounds else best
     table = summary_table(base, rounds)
     print("\n" + table)
-    accuracy_plot(best, final, out / "accuracy.png")
+    comparison = compare_evaluations([best, final]) if rounds else None
+    if comparison is not None:
+        comparison.save(out, "comparison")
+        print("\n" + comparison.to_markdown())
+    write_report([best, final] if rounds else [best], out / "report.html", title="Shapes world: base vs post-trained")
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     summary = {
@@ -314,6 +279,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "base": {m: {"accuracy": r.accuracy, "mean": r.mean_accuracy, "switch_rate": r.switch_rate} for m, r in base.items()},
         "rounds": [{"accuracy": r.accuracy, "mean": r.mean_accuracy, "switch_rate": r.switch_rate} for r in rounds],
         "weakness_reports": reports,
+        "comparison": comparison.to_dict() if comparison is not None else None,
         "improvement_over_base_best_points": 100 * (final.mean_accuracy - best.mean_accuracy),
         "seconds": time.time() - start,
         "table": table,
@@ -325,4 +291,4 @@ def run_demo(cfg: DemoConfig) -> dict:
     return summary
 
 
-__all__ = ["DemoConfig", "default_eval_prompts", "run_demo", "targeted_pool", "weakness_report"]
+__all__ = ["DemoConfig", "default_eval_prompts", "read_prompts", "run_demo"]

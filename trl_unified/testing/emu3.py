@@ -71,21 +71,31 @@ def tiny_emu3_tokenizer(codebook_size: int = CODEBOOK_SIZE) -> PreTrainedTokeniz
     )
 
 
-def tiny_emu3_processor(codebook_size: int = CODEBOOK_SIZE) -> Emu3Processor:
-    """The tokenizer above and an image processor that resizes every (square) image to 32x32 pixels."""
-    image_processor = Emu3ImageProcessor(
-        min_pixels=IMAGE_SIZE * IMAGE_SIZE, max_pixels=IMAGE_SIZE * IMAGE_SIZE, spatial_factor=SPATIAL_FACTOR
-    )
+def tiny_emu3_processor(
+    codebook_size: int = CODEBOOK_SIZE, tokens_per_side: int = IMAGE_TOKENS_PER_SIDE
+) -> Emu3Processor:
+    """The tokenizer above and an image processor that resizes every (square) image to 32x32 pixels (by default)."""
+    side = tokens_per_side * SPATIAL_FACTOR
+    image_processor = Emu3ImageProcessor(min_pixels=side * side, max_pixels=side * side, spatial_factor=SPATIAL_FACTOR)
     processor = Emu3Processor(image_processor=image_processor, tokenizer=tiny_emu3_tokenizer(codebook_size))
     processor.ratio = IMAGE_GENERATION["ratio"]
-    processor.image_area = IMAGE_GENERATION["image_area"]
+    processor.image_area = side * side
     return processor
 
 
-def tiny_emu3(seed: int = 0, **text_config_kwargs) -> tuple[Emu3ForConditionalGeneration, Emu3Processor]:
-    """A tiny random ``Emu3ForConditionalGeneration`` (eval mode) and its ``Emu3Processor``."""
-    processor = tiny_emu3_processor()
+def tiny_emu3(
+    seed: int = 0, *, codebook_size: int = CODEBOOK_SIZE, tokens_per_side: int = IMAGE_TOKENS_PER_SIDE,
+    **text_config_kwargs,
+) -> tuple[Emu3ForConditionalGeneration, Emu3Processor]:
+    """A tiny random ``Emu3ForConditionalGeneration`` (eval mode) and its ``Emu3Processor``.
+
+    ``codebook_size``/``tokens_per_side`` and ``text_config_kwargs`` scale it (e.g. for benchmarks); a ``vocab_size``
+    beyond the tokenizer's adds unused rows, as the real 184k vocabulary has far more ids than these tokens.
+    """
+    processor = tiny_emu3_processor(codebook_size, tokens_per_side)
     tokenizer = processor.tokenizer
+    if text_config_kwargs.get("vocab_size", 0) < len(tokenizer):
+        text_config_kwargs.pop("vocab_size", None)
     text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": 32,
@@ -101,7 +111,7 @@ def tiny_emu3(seed: int = 0, **text_config_kwargs) -> tuple[Emu3ForConditionalGe
         **text_config_kwargs,
     }
     vq_config = {
-        "codebook_size": CODEBOOK_SIZE,
+        "codebook_size": codebook_size,
         "embed_dim": 4,
         "latent_channels": 4,
         "base_channels": 32,  # GroupNorm(32 groups) needs a multiple of 32
@@ -115,7 +125,7 @@ def tiny_emu3(seed: int = 0, **text_config_kwargs) -> tuple[Emu3ForConditionalGe
         text_config=text_config,
         vq_config=vq_config,
         vocabulary_map=tokenizer.get_vocab(),
-        unified_image_generation=dict(IMAGE_GENERATION),
+        unified_image_generation={"ratio": processor.ratio, "image_area": processor.image_area},
     )
     torch.manual_seed(seed)
     model = Emu3ForConditionalGeneration(config).eval()

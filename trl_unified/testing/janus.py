@@ -62,28 +62,46 @@ CODEBOOK_SIZE = 32
 NUM_IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
 
 
-def tiny_janus_tokenizer() -> PreTrainedTokenizerFast:
-    """Byte-level BPE without merges (every text is encodable) plus Janus's special tokens; BOS is prepended."""
+def tiny_janus_tokenizer(filler: int = 0) -> PreTrainedTokenizerFast:
+    """Byte-level BPE without merges (every text is encodable) plus Janus's special tokens; BOS is prepended.
+
+    ``filler`` unused ids go between the bytes and the special tokens (a codebook larger than the byte vocabulary
+    needs end-of-image outside it, as in the real checkpoints).
+    """
     return byte_level_tokenizer(
         [BOS, EOS, PAD, IMAGE_TOKEN, BOI, EOI],
         bos=BOS,
         eos=EOS,
         pad=PAD,
         prepend_bos=True,
+        filler=filler,
         named_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI, "eoi_token": EOI},
     )
 
 
-def tiny_janus_config(tokenizer: PreTrainedTokenizerFast) -> JanusConfig:
-    text_hidden = 32
+def tiny_janus_config(
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    hidden_size: int = 32,
+    intermediate_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    vocab_size: int | None = None,
+    codebook_size: int = CODEBOOK_SIZE,
+    tokens_per_side: int = IMAGE_SIZE // PATCH_SIZE,
+) -> JanusConfig:
+    """The tiny config; the keywords scale it (benchmarks build e.g. a Janus-Pro-1B-shaped model with few layers)."""
+    text_hidden = hidden_size
+    image_size = tokens_per_side * PATCH_SIZE
     text_config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=max(vocab_size or 0, len(tokenizer)),
         hidden_size=text_hidden,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max(256, 2 * tokens_per_side**2),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -92,16 +110,16 @@ def tiny_janus_config(tokenizer: PreTrainedTokenizerFast) -> JanusConfig:
         "hidden_size": 32,
         "num_hidden_layers": 1,
         "num_attention_heads": 2,
-        "image_size": IMAGE_SIZE,
+        "image_size": image_size,
         "patch_size": PATCH_SIZE,
         "mlp_ratio": 2.0,
         "projection_dim": text_hidden,  # the aligner maps vision features into the language model
         "depth": 2,
-        "num_image_tokens": NUM_IMAGE_TOKENS,
+        "num_image_tokens": tokens_per_side**2,
     }
     vq_config = {
         "embed_dim": 8,
-        "num_embeddings": CODEBOOK_SIZE,
+        "num_embeddings": codebook_size,
         "latent_channels": 32,  # GroupNorm(32) everywhere: channel counts are multiples of 32
         "base_channels": 32,
         "channel_multiplier": [1, 1, 1],  # 3 levels: downsample by 4, 16 px -> 4x4 codes
@@ -118,10 +136,15 @@ def tiny_janus_config(tokenizer: PreTrainedTokenizerFast) -> JanusConfig:
     )
 
 
-def tiny_janus(seed: int = 0) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
-    """A tiny random Janus model (eval mode, float32) and its processor; see the module docstring."""
-    tokenizer = tiny_janus_tokenizer()
-    config = tiny_janus_config(tokenizer)
+def tiny_janus(seed: int = 0, **sizes) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
+    """A tiny random Janus model (eval mode, float32) and its processor; see the module docstring.
+
+    ``sizes`` are :func:`tiny_janus_config`'s keywords (hidden size, layers, codebook, image tokens per side...).
+    """
+    tokenizer = tiny_janus_tokenizer(filler=max(0, sizes.get("codebook_size", 0) - 256))
+    config = tiny_janus_config(tokenizer, **sizes)
+    num_image_tokens = int(config.vision_config.num_image_tokens)
+    image_size = int(config.vision_config.image_size)
     torch.manual_seed(seed)
     model = JanusForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
@@ -130,7 +153,7 @@ def tiny_janus(seed: int = 0) -> tuple[JanusForConditionalGeneration, JanusProce
         pad_token_id=tokenizer.pad_token_id,
         generation_kwargs={"boi_token_id": tokenizer.convert_tokens_to_ids(BOI)},
         guidance_scale=5.0,
-        max_new_tokens=NUM_IMAGE_TOKENS,
+        max_new_tokens=num_image_tokens,
     )
     # The torchvision backend is the default; without torchvision, transformers falls back to the PIL one (and warns).
     if is_torchvision_available():
@@ -138,10 +161,10 @@ def tiny_janus(seed: int = 0) -> tuple[JanusForConditionalGeneration, JanusProce
     else:
         from transformers import JanusImageProcessorPil as image_processor_class
     image_processor = image_processor_class(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"height": image_size, "width": image_size},
         min_size=PATCH_SIZE,
         image_mean=[0.5, 0.5, 0.5],  # Janus's VQ model works in [-1, 1]
         image_std=[0.5, 0.5, 0.5],
     )
-    processor = JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=NUM_IMAGE_TOKENS)
+    processor = JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=num_image_tokens)
     return model, processor

@@ -16,15 +16,18 @@ def byte_level_tokenizer(
     eos: str,
     pad: str,
     prepend_bos: bool = False,
+    filler: int = 0,
     named_tokens: dict[str, str] | None = None,
 ) -> PreTrainedTokenizerFast:
     """Byte-level BPE without merges (the 256 byte symbols are ids 0-255), then ``special_tokens`` in order.
 
-    ``prepend_bos`` adds ``bos`` in front of every encoded text (as Janus's tokenizer does); ``named_tokens`` become
+    ``filler`` unused ids (``<filler_i>``) come between the bytes and the special tokens; ``prepend_bos`` adds ``bos`` in front of every encoded text (as Janus's tokenizer does); ``named_tokens`` become
     tokenizer attributes (``tokenizer.boi_token`` ...), like the real tokenizers' extra special tokens.
     """
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={symbol: i for i, symbol in enumerate(alphabet)}, merges=[]))
+    vocab = {symbol: i for i, symbol in enumerate(alphabet)}
+    vocab.update({f"<filler_{i}>": len(alphabet) + i for i in range(filler)})
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(list(special_tokens))
