@@ -1,11 +1,8 @@
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # test helpers (hub_server) import as top-level modules
-
-pytest_plugins = ["hub_server"]  # the `local_hub` fixture: a Hub-compatible server on 127.0.0.1
+pytest_plugins = ["tests.hub_server"]  # the `local_hub` fixture: a Hub-compatible server on 127.0.0.1
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,6 +1,6 @@
 """A Hugging Face Hub stand-in on 127.0.0.1: what trl-unified pushes and reads, through real HTTP, no network.
 
-Loaded as a pytest plugin (`pytest_plugins = ["hub_server"]` in tests/conftest.py). `pytest_configure` runs before any
+Loaded as a pytest plugin (`pytest_plugins = ["tests.hub_server"]` in tests/conftest.py). `pytest_configure` runs before any
 test module is imported, so it starts the server and points the libraries at it through the environment, which
 huggingface_hub, transformers and datasets read at import: `HF_ENDPOINT`, `HF_HOME` (a temp dir, so downloads from the
 server never mix with the user's cache) and `HF_HUB_DISABLE_XET` (plain LFS uploads). The `local_hub` fixture empties

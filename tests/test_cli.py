@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import yaml
-from sample_rows import make_rows
 from peft import PeftModel
 
+from tests.sample_rows import make_rows
 from trl_unified.cli import main
 from trl_unified.scripts.train import make_parser
 from trl_unified.testing.causal_lm import tiny_causal_lm

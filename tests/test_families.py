@@ -5,8 +5,8 @@ import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig, PeftModel
-from sample_rows import make_rows
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.models.base import IGNORE_INDEX, IMAGE, TEXT
 from trl_unified.testing.families import FAMILIES, tiny_model

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from sample_rows import make_rows
 from datasets import Dataset
 from peft import LoraConfig, PeftModel
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.testing.causal_lm import tiny_causal_lm
 

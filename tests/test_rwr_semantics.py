@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from sample_rows import make_rows
 from transformers.utils import logging as hf_logging
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.testing.causal_lm import tiny_causal_lm
 

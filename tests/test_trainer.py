@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from sample_rows import make_rows
 from datasets import Dataset
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.testing.causal_lm import tiny_causal_lm
 

@@ -7,22 +7,18 @@ The global batch is 4 rows per micro-batch step on any number of processes (2 x 
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from datasets import Dataset
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: sample_rows
-
-from sample_rows import make_rows
-
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.models.base import IGNORE_INDEX, IMAGE
 from trl_unified.models.registry import get_adapter
 from trl_unified.testing.families import FAMILIES as BUILDERS
+
 GLOBAL_BATCH = 4
 STEPS = 3
 NUM_ROWS = 24

@@ -1,9 +1,6 @@
 """Models, prompts and settings shared by the ZeRO-3 generation worker and its 1-process reference."""
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: sample_rows
 
 from trl_unified.generation.sampler import SamplingConfig
 from trl_unified.generation.self_generation_config import SelfGenerationConfig

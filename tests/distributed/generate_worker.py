@@ -12,18 +12,16 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from gen_cases import PROMPTS, build, sampling_config, self_generation_config
+from tests.distributed.gen_cases import PROMPTS, build, sampling_config, self_generation_config
 
 
 def main(out_dir: str) -> None:
     from accelerate.state import AcceleratorState
-    from cases import deepspeed_config
     from datasets import Dataset
-    from sample_rows import make_rows
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
+    from tests.distributed.cases import deepspeed_config
+    from tests.sample_rows import make_rows
     from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
     from trl_unified.generation.sampler import generate_samples
     from trl_unified.generation.self_generation import self_generate

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from gen_cases import PROMPTS, build, sampling_config, self_generation_config
-
+from tests.distributed.gen_cases import PROMPTS, build, sampling_config, self_generation_config
 from trl_unified.generation.sampler import generate_samples
 from trl_unified.generation.self_generation import self_generate
 from trl_unified.models.registry import get_adapter

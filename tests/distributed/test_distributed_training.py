@@ -17,10 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from cases import BUILDERS, Case, build, cases, make_trainer, probe_batch
-
+from tests.distributed.cases import BUILDERS, Case, build, cases, make_trainer, probe_batch
 from trl_unified.models.registry import get_adapter
 
 HERE = Path(__file__).parent

@@ -12,9 +12,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from cases import cases, deepspeed_config, make_trainer, record_micro_batches
+from tests.distributed.cases import cases, deepspeed_config, make_trainer, record_micro_batches
 
 
 def main(strategy: str, base_dir: str, out_dir: str) -> None:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-from conftest import make_result
 
+from tests.evaluation.conftest import make_result
 from trl_unified.shapes.prompt_source import ShapesPromptSource
 from trl_unified.shapes.prompts import CATEGORIES, is_held_out, parse_prompt
 from trl_unified.targeting import (

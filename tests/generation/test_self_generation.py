@@ -16,14 +16,14 @@ from huggingface_hub import DatasetCard
 
 from trl_unified.data.collator import DataCollatorForInterleavedSequences
 from trl_unified.data.loading import load_any_dataset
-from trl_unified.generation.sampler import generate_samples
 from trl_unified.generation.prompts import load_prompts, prepare_prompts
 from trl_unified.generation.run_state import RUN_FILE, GenerationConfigMismatch
+from trl_unified.generation.sampler import generate_samples
 from trl_unified.generation.seeds import prompt_seed
 from trl_unified.generation.self_generation import regenerate_sample, self_generate
+from trl_unified.generation.self_generation_config import SelfGenerationConfig
 from trl_unified.generation.shards import shard_path
 from trl_unified.generation.statistics import generation_statistics
-from trl_unified.generation.self_generation_config import SelfGenerationConfig
 from trl_unified.models.registry import get_adapter
 from trl_unified.shapes import ShapesImageCodec, generate_prompts, shapes_image_partial_reward, shapes_text_reward
 from trl_unified.testing.causal_lm import tiny_causal_lm

@@ -17,7 +17,6 @@ from trl_unified.shapes import (
     verify,
 )
 
-
 SCENE = [PlacedObject("red", "square", 1, 1), PlacedObject("blue", "vbar", 4, 6), PlacedObject("white", "hbar", 7, 0)]
 
 

@@ -173,9 +173,9 @@ def compare_evaluations(
                 [None] + [difference_interval(values[0], v, confidence) for v in values[1:]],
             )
         )
-    means = []
-    for e in evaluations:
-        per = [v.estimate for c, v in ((r.category, r.values[len(means)]) for r in rows) if c != POOLED]
+    means = []  # each evaluation's mean over its categories (not the pooled row)
+    for index in range(len(evaluations)):
+        per = [r.values[index].estimate for r in rows if r.category != POOLED]
         per = [p for p in per if math.isfinite(p)]
         means.append(sum(per) / len(per) if per else math.nan)
     return Comparison(names, metric, confidence, rows, means)

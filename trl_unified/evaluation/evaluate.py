@@ -334,7 +334,7 @@ def load_evaluation(folder: str | Path) -> EvalResult:
         raise FileNotFoundError(f"{folder} holds no evaluation ({RESULTS_FILE} and {SAMPLES_FILE} expected)")
     info = json.loads((folder / RESULTS_FILE).read_text())
     rows = []
-    for number, line in enumerate((folder / SAMPLES_FILE).read_text().splitlines(), 1):
+    for line in (folder / SAMPLES_FILE).read_text().splitlines():
         row = json.loads(line)
         row["score"] = math.nan if row["score"] is None else row["score"]
         rows.append(row)

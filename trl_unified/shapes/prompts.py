@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from .palette import COLOURS, SHAPES, check_colour, check_shape
 
@@ -207,7 +207,7 @@ def as_spec(prompt: str | PromptSpec) -> PromptSpec:
     return prompt if isinstance(prompt, PromptSpec) else parse_prompt(prompt)
 
 
-@lru_cache(maxsize=None)
+@cache
 def all_prompt_specs(category: str) -> tuple[PromptSpec, ...]:
     """Every prompt of a category (each distinct text once), in a fixed order."""
     if category not in CATEGORIES:
@@ -246,7 +246,7 @@ def _stratum(spec: PromptSpec) -> tuple:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _strata(category: str) -> tuple[tuple[tuple[PromptSpec, tuple], ...], ...]:
     """A category's prompts with their request keys, grouped by `_stratum` in sorted stratum order (cached)."""
     groups: dict[tuple, list] = {}
