@@ -10,8 +10,8 @@ import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from sample_rows import make_rows
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.testing.causal_lm import tiny_causal_lm
 from trl_unified.trainer.checkpoints import CHECKSUM_FILE, verify_checkpoint

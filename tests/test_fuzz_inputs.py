@@ -10,8 +10,8 @@ import random
 from collections import Counter
 
 import torch
-from sample_rows import make_rows
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.data.loading import load_any_dataset
 from trl_unified.testing.causal_lm import tiny_causal_lm

@@ -7,8 +7,8 @@ import math
 
 import pytest
 from datasets import Dataset
-from sample_rows import make_rows
 
+from tests.sample_rows import make_rows
 from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 from trl_unified.cli import main
 from trl_unified.testing.causal_lm import tiny_causal_lm
