@@ -150,9 +150,10 @@ def test_weights_digest_covers_whole_tensors_and_dtype(tiny):
     digest = model_identity(model, adapter, cfg)["weights_digest"]
     assert model_identity(other, adapter, cfg)["weights_digest"] != digest
     half = model_identity(tiny_causal_lm(seed=0, image_codec="shapes", num_image_tokens=64)[0].bfloat16(), adapter, cfg)
-    assert half["dtypes"] == ["torch.bfloat16"] and half["weights_digest"] != model_identity(model, adapter, cfg)[
-        "weights_digest"
-    ]
+    assert (
+        half["dtypes"] == ["torch.bfloat16"]
+        and half["weights_digest"] != model_identity(model, adapter, cfg)["weights_digest"]
+    )
 
 
 # ----- one writer -----------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NUM_PROMPTS, NUM_SAMPLES = 6, 2  # shard_size 1: 6 shards
-SPY = "python:test_self_generation_processes:spy_image_reward"
+SPY = "python:tests.generation.test_self_generation_processes:spy_image_reward"
 
 
 def spy_image_reward(prompts, reasoning, images, **columns):
