@@ -30,16 +30,23 @@ def main():
 
     torch.set_num_threads(1)
     prompts = default_eval_prompts(8, 0)[: args.prompts]
-    config = SamplingConfig(mode="unified", max_text_tokens=48, guidance_scale=3.0, batch_size=64, seed=0,
-                            decode_images=False)
+    config = SamplingConfig(
+        mode="unified", max_text_tokens=48, guidance_scale=3.0, batch_size=64, seed=0, decode_images=False
+    )
     for dtype in (torch.float32, torch.bfloat16):
         model, tokenizer = load_shapes_model(None)
         model = model.to(dtype)
         adapter = get_adapter(model, tokenizer)
 
         def sample(batch_size, model=model, adapter=adapter):
-            samples = generate_samples(model, adapter, prompts, args.samples,
-                                       dataclasses.replace(config, batch_size=batch_size), progress=False)
+            samples = generate_samples(
+                model,
+                adapter,
+                prompts,
+                args.samples,
+                dataclasses.replace(config, batch_size=batch_size),
+                progress=False,
+            )
             return [(s.reasoning_ids, s.image_tokens) for s in samples]
 
         first = sample(64)

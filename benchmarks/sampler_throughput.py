@@ -39,12 +39,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 SIZES = {
     "tiny": {},
     "bigger": {
-        "hidden_size": 256, "intermediate_size": 688, "num_layers": 4, "num_heads": 8, "num_kv_heads": 8,
-        "codebook_size": 1024, "tokens_per_side": 16,
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_layers": 4,
+        "num_heads": 8,
+        "num_kv_heads": 8,
+        "codebook_size": 1024,
+        "tokens_per_side": 16,
     },
     "janus-pro-1b": {
-        "hidden_size": 2048, "intermediate_size": 5632, "num_layers": 2, "num_heads": 16, "num_kv_heads": 16,
-        "codebook_size": 16384, "tokens_per_side": 24, "vocab_size": 102400,
+        "hidden_size": 2048,
+        "intermediate_size": 5632,
+        "num_layers": 2,
+        "num_heads": 16,
+        "num_kv_heads": 16,
+        "codebook_size": 16384,
+        "tokens_per_side": 24,
+        "vocab_size": 102400,
     },
 }
 
@@ -62,9 +73,14 @@ def build(family: str, size: dict):
 
     size = dict(size)
     text = {}
-    for ours, theirs in (("hidden_size", "hidden_size"), ("intermediate_size", "intermediate_size"),
-                         ("num_layers", "num_hidden_layers"), ("num_heads", "num_attention_heads"),
-                         ("num_kv_heads", "num_key_value_heads"), ("vocab_size", "vocab_size")):
+    for ours, theirs in (
+        ("hidden_size", "hidden_size"),
+        ("intermediate_size", "intermediate_size"),
+        ("num_layers", "num_hidden_layers"),
+        ("num_heads", "num_attention_heads"),
+        ("num_kv_heads", "num_key_value_heads"),
+        ("vocab_size", "vocab_size"),
+    ):
         if ours in size:
             text[theirs] = size.pop(ours)
     if "tokens_per_side" in size:
@@ -85,7 +101,12 @@ def transformers_image(family, model, processor, adapter, contexts, args):
             torch.manual_seed(args.seed)
             with torch.no_grad():
                 out = model.generate(
-                    **inputs, generation_mode="image", guidance_scale=g, do_sample=True, temperature=1.0, top_k=0,
+                    **inputs,
+                    generation_mode="image",
+                    guidance_scale=g,
+                    do_sample=True,
+                    temperature=1.0,
+                    top_k=0,
                     top_p=1.0,
                 )
             return out.tolist()
@@ -111,9 +132,16 @@ def transformers_image(family, model, processor, adapter, contexts, args):
         torch.manual_seed(args.seed)
         with torch.no_grad():
             out = model.generate(
-                **inputs, prefix_allowed_tokens_fn=allowed, max_new_tokens=height * (width + 1) + 3,
-                do_sample=True, temperature=1.0, top_k=0, top_p=1.0, guidance_scale=g,
-                negative_prompt_ids=negative_ids, negative_prompt_attention_mask=negative_mask,
+                **inputs,
+                prefix_allowed_tokens_fn=allowed,
+                max_new_tokens=height * (width + 1) + 3,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                guidance_scale=g,
+                negative_prompt_ids=negative_ids,
+                negative_prompt_attention_mask=negative_mask,
             )
         rows = out[:, inputs["input_ids"].shape[1] :][:, :-3].reshape(len(contexts), height, width + 1)
         return model.vocabulary_mapping.convert_bpe2img(rows).reshape(len(contexts), -1).tolist()
@@ -132,8 +160,12 @@ def cases(family, model, processor, adapter, args):
     out = {}
     if "image_only" in args.cases:
         image_config = SamplingConfig(
-            mode="image_only", guidance_scale=args.guidance_scale, seed=args.seed, rng="batch",
-            batch_size=args.images, decode_images=False,
+            mode="image_only",
+            guidance_scale=args.guidance_scale,
+            seed=args.seed,
+            rng="batch",
+            batch_size=args.images,
+            decode_images=False,
         )
 
         def ours():
@@ -143,8 +175,12 @@ def cases(family, model, processor, adapter, args):
         out["image_only"] = (ours, transformers_image(family, model, processor, adapter, prompts, args), True, None)
     if "unified" in args.cases:
         unified_config = SamplingConfig(
-            mode="unified", max_text_tokens=args.text_tokens, guidance_scale=args.guidance_scale, seed=args.seed,
-            batch_size=args.images, decode_images=False,
+            mode="unified",
+            max_text_tokens=args.text_tokens,
+            guidance_scale=args.guidance_scale,
+            seed=args.seed,
+            batch_size=args.images,
+            decode_images=False,
         )
         lengths = {}
 
@@ -165,13 +201,17 @@ def cases(family, model, processor, adapter, args):
             torch.manual_seed(args.seed)
             with torch.no_grad():
                 text = model.generate(
-                    **text_inputs, max_new_tokens=args.text_tokens, do_sample=True, temperature=1.0, top_k=0,
-                    top_p=1.0, pad_token_id=adapter.pad_token_id, eos_token_id=adapter.eos_token_id,
+                    **text_inputs,
+                    max_new_tokens=args.text_tokens,
+                    do_sample=True,
+                    temperature=1.0,
+                    top_k=0,
+                    top_p=1.0,
+                    pad_token_id=adapter.pad_token_id,
+                    eos_token_id=adapter.eos_token_id,
                 )
             reasoning = tokenizer.batch_decode(text[:, width:], skip_special_tokens=True)
-            lengths["two calls"] = statistics.mean(
-                int((row != adapter.pad_token_id).sum()) for row in text[:, width:]
-            )
+            lengths["two calls"] = statistics.mean(int((row != adapter.pad_token_id).sum()) for row in text[:, width:])
             contexts = [p + r for p, r in zip(prompts, reasoning)]
             return transformers_image(family, model, processor, adapter, contexts, args)()
 

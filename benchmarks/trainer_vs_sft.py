@@ -41,15 +41,25 @@ def run_one(which: str, steps: int, batch_size: int, device: str) -> dict:
     model, tokenizer = build_shapes_model(seed=0)
     data = rows(steps * batch_size)
     common = dict(
-        output_dir=f"/tmp/bench-{which}", per_device_train_batch_size=batch_size, max_steps=steps, report_to="none",
-        save_strategy="no", logging_steps=steps, use_cpu=device == "cpu", bf16=device == "cuda", disable_tqdm=True,
-        gradient_checkpointing=False, seed=0,
+        output_dir=f"/tmp/bench-{which}",
+        per_device_train_batch_size=batch_size,
+        max_steps=steps,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=steps,
+        use_cpu=device == "cpu",
+        bf16=device == "cuda",
+        disable_tqdm=True,
+        gradient_checkpointing=False,
+        seed=0,
     )
     if which == "rwr":
         from trl_unified import RewardWeightedMultimodalConfig, RewardWeightedMultimodalTrainer
 
         args = RewardWeightedMultimodalConfig(reward_weighting="none", **common)
-        trainer = RewardWeightedMultimodalTrainer(model, args=args, train_dataset=Dataset.from_list(data), processing_class=tokenizer)
+        trainer = RewardWeightedMultimodalTrainer(
+            model, args=args, train_dataset=Dataset.from_list(data), processing_class=tokenizer
+        )
         tokens = sum(len(r["prompt_ids"]) + len(r["reasoning_ids"]) + 66 for r in trainer.train_dataset)
     else:
         from trl import SFTConfig, SFTTrainer
@@ -63,7 +73,9 @@ def run_one(which: str, steps: int, batch_size: int, device: str) -> dict:
             ids = prompt + adapter.tokenize_text(r["reasoning"]) + adapter.image_segment(r["image_tokens"]).input_ids
             sft_rows.append({"input_ids": ids, "completion_mask": [0] * len(prompt) + [1] * (len(ids) - len(prompt))})
         args = SFTConfig(completion_only_loss=True, **common)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows), processing_class=tokenizer)
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(sft_rows), processing_class=tokenizer
+        )
         tokens = sum(len(r["input_ids"]) for r in sft_rows)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -94,7 +106,18 @@ def main() -> None:
         return
     results = {}
     for which in ("sft", "rwr"):
-        cmd = [sys.executable, __file__, "--child", which, "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--device", args.device]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            which,
+            "--steps",
+            str(args.steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results[which] = json.loads(out.strip().splitlines()[-1])
     for r in results.values():
@@ -102,10 +125,16 @@ def main() -> None:
         if "peak_cuda_mib" in r:
             line += f"  peak CUDA {r['peak_cuda_mib']:7.0f} MiB"
         print(line)
-    print(f"throughput ratio (ours / SFTTrainer): {results['rwr']['samples_per_second'] / results['sft']['samples_per_second']:.2f}")
-    print(f"peak RSS ratio   (ours / SFTTrainer): {results['rwr']['peak_rss_mib'] / results['sft']['peak_rss_mib']:.2f}")
+    print(
+        f"throughput ratio (ours / SFTTrainer): {results['rwr']['samples_per_second'] / results['sft']['samples_per_second']:.2f}"
+    )
+    print(
+        f"peak RSS ratio   (ours / SFTTrainer): {results['rwr']['peak_rss_mib'] / results['sft']['peak_rss_mib']:.2f}"
+    )
     if "peak_cuda_mib" in results["rwr"]:
-        print(f"peak CUDA ratio  (ours / SFTTrainer): {results['rwr']['peak_cuda_mib'] / results['sft']['peak_cuda_mib']:.2f}")
+        print(
+            f"peak CUDA ratio  (ours / SFTTrainer): {results['rwr']['peak_cuda_mib'] / results['sft']['peak_cuda_mib']:.2f}"
+        )
 
 
 if __name__ == "__main__":

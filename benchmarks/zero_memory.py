@@ -38,10 +38,23 @@ MODELS = {
     "Emu3-Gen": (
         Emu3ForConditionalGeneration,
         lambda: Emu3Config(
-            text_config={"vocab_size": 184622, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                         "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 9216},
-            vq_config={"codebook_size": 32768, "embed_dim": 4, "latent_channels": 4, "base_channels": 256,
-                       "channel_multiplier": [1, 2, 2, 4], "num_res_blocks": 2},
+            text_config={
+                "vocab_size": 184622,
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "max_position_embeddings": 9216,
+            },
+            vq_config={
+                "codebook_size": 32768,
+                "embed_dim": 4,
+                "latent_channels": 4,
+                "base_channels": 256,
+                "channel_multiplier": [1, 2, 2, 4],
+                "num_res_blocks": 2,
+            },
             vocabulary_map={"<|extra_200|>": 151846},  # the real map names 32768 visual ids; no parameters depend on it
         ),
     ),
@@ -59,7 +72,9 @@ def counts(name: str) -> tuple[int, int, int, int]:
     total = sum(p.numel() for p in model.parameters())
     frozen = sum(p.numel() for n, p in model.named_parameters() if any(f".{part}." in f".{n}" for part in FROZEN[name]))
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
-    linear = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "head" not in n)
+    linear = sum(
+        m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "head" not in n
+    )
     return total, total - frozen, largest, linear
 
 
@@ -80,12 +95,24 @@ def main() -> None:
             with redirect_stdout(io.StringIO()):
                 z2 = estimate_zero2_model_states_mem_needs(trained, gpus, 1, cpu_offload=False)[1]
                 z2o = estimate_zero2_model_states_mem_needs(trained, gpus, 1, cpu_offload=True)[1]
-                z3 = estimate_zero3_model_states_mem_needs(trained, largest, gpus, 1, cpu_offload=False, cpu_offload_params=False)[1]
-                z3o = estimate_zero3_model_states_mem_needs(trained, largest, gpus, 1, cpu_offload=True, cpu_offload_params=True)[1]
+                z3 = estimate_zero3_model_states_mem_needs(
+                    trained, largest, gpus, 1, cpu_offload=False, cpu_offload_params=False
+                )[1]
+                z3o = estimate_zero3_model_states_mem_needs(
+                    trained, largest, gpus, 1, cpu_offload=True, cpu_offload_params=True
+                )[1]
             frozen = 2 * (total - trained)  # bf16 copy of the frozen parts, on every GPU (ZeRO-3: partitioned too)
-            cells = [f"{(z2 + frozen) / GIB:.1f}", f"{(z2o + frozen) / GIB:.1f}", f"{(z3 + frozen / gpus) / GIB:.1f}",
-                     f"{z3o / GIB:.1f}"]
-            print(f"| {name} | {total / 1e9:.2f}B ({trained / 1e9:.2f}B) | {gpus} | " + " | ".join(c + " GiB" for c in cells) + " |")
+            cells = [
+                f"{(z2 + frozen) / GIB:.1f}",
+                f"{(z2o + frozen) / GIB:.1f}",
+                f"{(z3 + frozen / gpus) / GIB:.1f}",
+                f"{z3o / GIB:.1f}",
+            ]
+            print(
+                f"| {name} | {total / 1e9:.2f}B ({trained / 1e9:.2f}B) | {gpus} | "
+                + " | ".join(c + " GiB" for c in cells)
+                + " |"
+            )
     print("\nLoRA / QLoRA, weights per GPU (bf16 base; 4-bit linear layers at 0.5 byte per weight, the rest bf16):\n")
     print("| model | LoRA (bf16 base) | QLoRA (4-bit base) |")
     print("|---|---|---|")

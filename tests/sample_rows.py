@@ -13,7 +13,9 @@ def make_rows(n=8, *, num_image_tokens=16, codebook_size=8, seed=0, text_only=()
             {
                 "prompt": " ".join(rng.choice(words) for _ in range(rng.randint(2, 4))),
                 "reasoning": " ".join(["plan", ":"] + [rng.choice(words) for _ in range(rng.randint(0, 6))]),
-                "image_tokens": None if i in text_only else [rng.randrange(codebook_size) for _ in range(num_image_tokens)],
+                "image_tokens": None
+                if i in text_only
+                else [rng.randrange(codebook_size) for _ in range(num_image_tokens)],
                 "text_reward": rng.uniform(0, 1),
                 "image_reward": rng.uniform(0, 1),
                 "prompt_id": i % groups,

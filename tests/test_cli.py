@@ -22,7 +22,11 @@ def test_help_lists_commands(capsys):
 
 def test_yaml_config_and_command_line_are_parsed(tmp_path):
     config = tmp_path / "rwr.yaml"
-    config.write_text(yaml.safe_dump({"reward_weighting": "softmax", "beta": 0.25, "image_loss_weight": 2.0, "output_dir": str(tmp_path)}))
+    config.write_text(
+        yaml.safe_dump(
+            {"reward_weighting": "softmax", "beta": 0.25, "image_loss_weight": 2.0, "output_dir": str(tmp_path)}
+        )
+    )
     script, training, model = make_parser().parse_args_and_config(
         args=["--config", str(config), "--dataset_name", "x.jsonl", "--model_name_or_path", "m", "--beta", "0.5"]
     )
@@ -38,9 +42,30 @@ def test_train_command_end_to_end_with_lora(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("\n".join(json.dumps(row) for row in make_rows(8)))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "trl_unified.cli", "train", "--model_name_or_path", str(tmp_path / "base"),
-           "--dataset_name", str(data), "--output_dir", str(out), "--use_peft", "--lora_r", "4", "--max_steps", "2",
-           "--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trl_unified.cli",
+        "train",
+        "--model_name_or_path",
+        str(tmp_path / "base"),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--use_peft",
+        "--lora_r",
+        "4",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--save_strategy",
+        "no",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_model.safetensors").exists()

@@ -47,15 +47,23 @@ def test_interleaved_layout_labels_and_modality(adapter):
 
 
 def test_pretokenized_rows_are_used_as_given(adapter):
-    batch = DataCollatorForInterleavedSequences(adapter)([{"prompt_ids": [1, 6], "reasoning_ids": [10, 11], "image_tokens": None}])
+    batch = DataCollatorForInterleavedSequences(adapter)(
+        [{"prompt_ids": [1, 6], "reasoning_ids": [10, 11], "image_tokens": None}]
+    )
     assert batch["input_ids"][0].tolist() == [1, 6, 10, 11, adapter.eos_token_id]
 
 
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"prompt": "a red dot", "image_tokens": [1] * 15}, r"row 0, column `image_tokens`: expected 16 image codes, got 15"),
-        ({"prompt": "a red dot", "image_tokens": [9] + [1] * 15}, r"row 0, column `image_tokens`: image codes \[9\] are outside"),
+        (
+            {"prompt": "a red dot", "image_tokens": [1] * 15},
+            r"row 0, column `image_tokens`: expected 16 image codes, got 15",
+        ),
+        (
+            {"prompt": "a red dot", "image_tokens": [9] + [1] * 15},
+            r"row 0, column `image_tokens`: image codes \[9\] are outside",
+        ),
         ({"reasoning": "plan"}, r"row 0: needs a `prompt`"),
     ],
 )
@@ -65,7 +73,12 @@ def test_bad_rows_name_the_row_and_column(adapter, row, message):
 
 
 def test_too_long_is_rejected_or_only_reasoning_is_cut(adapter):
-    row = {"prompt": "a red dot", "reasoning": "plan : red dot at row one col two", "image_tokens": [0] * 16, "row_index": 7}
+    row = {
+        "prompt": "a red dot",
+        "reasoning": "plan : red dot at row one col two",
+        "image_tokens": [0] * 16,
+        "row_index": 7,
+    }
     full = len(DataCollatorForInterleavedSequences(adapter).encode_row(row))
     with pytest.raises(ValueError, match=r"row 7: the sequence is \d+ tokens.*max_length=20"):
         DataCollatorForInterleavedSequences(adapter, max_length=20)([row])

@@ -23,7 +23,17 @@ def test_demo_quick_end_to_end(tmp_path):
     prompts = tmp_path / "eval.txt"
     prompts.write_text("a red square\ntwo blue dots\na green hbar left of a white dot\n")
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "trl_unified.cli", "demo", "--quick", "--output-dir", str(out), "--eval-prompts", str(prompts)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trl_unified.cli",
+        "demo",
+        "--quick",
+        "--output-dir",
+        str(out),
+        "--eval-prompts",
+        str(prompts),
+    ]
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "switch rate" in result.stdout and "base staged" in result.stdout

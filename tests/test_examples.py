@@ -22,9 +22,26 @@ SCRIPTS = EXAMPLES / "scripts"
 
 # What makes a production run tiny; the rest comes from the shipped YAML config.
 TINY_TRAINING = [
-    "--max_steps", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-    "--gradient_checkpointing", "false", "--dtype", "float32", "--use_cpu", "true", "--save_strategy", "no",
-    "--logging_steps", "1", "--disable_tqdm", "true", "--report_to", "none",
+    "--max_steps",
+    "2",
+    "--per_device_train_batch_size",
+    "2",
+    "--gradient_accumulation_steps",
+    "1",
+    "--gradient_checkpointing",
+    "false",
+    "--dtype",
+    "float32",
+    "--use_cpu",
+    "true",
+    "--save_strategy",
+    "no",
+    "--logging_steps",
+    "1",
+    "--disable_tqdm",
+    "true",
+    "--report_to",
+    "none",
 ]
 # A tiny random model writes the same few tokens for every sample of a prompt, so the text reward is constant within
 # each group: keep those groups (weight 1) instead of the library's default of no weight for a constant group.
@@ -88,13 +105,33 @@ def test_rwr_self_generated_loop_pushes_dataset_and_adapter(
 
     output_dir = tmp_path / "run"
     argv = [
-        "--config", str(EXAMPLES / "configs" / config),
-        "--model_name_or_path", str(checkpoints / family),
-        "--prompts", str(checkpoints / "prompts.txt"), "--num_samples", "2", "--max_text_tokens", "4",
-        "--image_rewards", f"vqascore:{checkpoints / 'judge'}", "--generation_batch_size", "8",
-        "--generation_kwargs", '{"shard_size": 2, "progress": false}',
-        "--output_dir", str(output_dir), "--push_to_hub", "--hub_model_id", f"test-user/{family}-rwr",
-        "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING, *TINY_REWARDS,
+        "--config",
+        str(EXAMPLES / "configs" / config),
+        "--model_name_or_path",
+        str(checkpoints / family),
+        "--prompts",
+        str(checkpoints / "prompts.txt"),
+        "--num_samples",
+        "2",
+        "--max_text_tokens",
+        "4",
+        "--image_rewards",
+        f"vqascore:{checkpoints / 'judge'}",
+        "--generation_batch_size",
+        "8",
+        "--generation_kwargs",
+        '{"shard_size": 2, "progress": false}',
+        "--output_dir",
+        str(output_dir),
+        "--push_to_hub",
+        "--hub_model_id",
+        f"test-user/{family}-rwr",
+        "--lora_r",
+        "4",
+        "--lora_alpha",
+        "8",
+        *TINY_TRAINING,
+        *TINY_REWARDS,
     ]
     run_script("rwr_self_generated.py", argv, monkeypatch)
 
@@ -136,10 +173,25 @@ def caption_folder(path: Path, n: int = 4) -> Path:
 def test_sft_image_generation_encodes_images_and_trains_on_their_codes(checkpoints, tmp_path, monkeypatch):
     output_dir = tmp_path / "sft"
     argv = [
-        "--config", str(EXAMPLES / "configs" / "sft_janus_pro_1b.yaml"),
-        "--model_name_or_path", str(checkpoints / "janus"), "--dataset_name", str(caption_folder(tmp_path / "data")),
-        "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "1e-2",
-        *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
+        "--config",
+        str(EXAMPLES / "configs" / "sft_janus_pro_1b.yaml"),
+        "--model_name_or_path",
+        str(checkpoints / "janus"),
+        "--dataset_name",
+        str(caption_folder(tmp_path / "data")),
+        "--output_dir",
+        str(output_dir),
+        "--lora_r",
+        "4",
+        "--lora_alpha",
+        "8",
+        "--learning_rate",
+        "1e-2",
+        *TINY_TRAINING,
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
     ]
     run_script("sft_image_generation.py", argv, monkeypatch)
 
@@ -167,8 +219,19 @@ def launch_two_processes(accelerate_config: str, script: str, argv: list[str]) -
     `--use_cpu true` in the training options (ZeRO on CPU runs over gloo), one thread per process."""
     config = EXAMPLES / "accelerate_configs" / accelerate_config
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_processes", "2",
-        "--main_process_port", str(free_port()), "--mixed_precision", "no", str(SCRIPTS / script), *argv,
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        "--mixed_precision",
+        "no",
+        str(SCRIPTS / script),
+        *argv,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=600)
@@ -179,7 +242,9 @@ def assert_two_deepspeed_ranks(output_dir: Path, stage: int = 2) -> None:
     """Two DeepSpeed ranks really trained: one optimizer partition each at the config's ZeRO stage."""
     step = output_dir / "checkpoint-2" / "global_step2"
     partitions = sorted(path.name for path in step.glob("*zero_pp_rank_*_optim_states.pt"))
-    assert len(partitions) == 2 and {"zero_pp_rank_0", "zero_pp_rank_1"} == {n.split("_mp_")[0][-14:] for n in partitions}
+    assert len(partitions) == 2 and {"zero_pp_rank_0", "zero_pp_rank_1"} == {
+        n.split("_mp_")[0][-14:] for n in partitions
+    }
     state = torch.load(step / partitions[1], map_location="cpu", weights_only=False)
     assert int(state["optimizer_state_dict"]["zero_stage"]) == stage
     if stage == 2:
@@ -192,20 +257,39 @@ def test_two_process_deepspeed_zero2_sft_launch(tmp_path):
 
     from trl_unified.shapes import generate_prompts, random_scene_for, render_image
 
-    assert yaml.safe_load((EXAMPLES / "accelerate_configs" / "deepspeed_zero2.yaml").read_text())["deepspeed_config"][
-        "zero_stage"
-    ] == 2
+    assert (
+        yaml.safe_load((EXAMPLES / "accelerate_configs" / "deepspeed_zero2.yaml").read_text())["deepspeed_config"][
+            "zero_stage"
+        ]
+        == 2
+    )
     data = tmp_path / "data"
     data.mkdir()
     prompts, rng = generate_prompts(4, seed=0, as_text=True), random.Random(0)
     rows = {"image": [render_image(random_scene_for(p, rng)) for p in prompts], "text": prompts}
     Dataset.from_dict(rows).cast_column("image", Image()).to_parquet(str(data / "train.parquet"))
     output_dir = tmp_path / "out"
-    launch_two_processes("deepspeed_zero2.yaml", "sft_image_generation.py", [
-        "--model_name_or_path", str(ROOT / "trl_unified" / "shapes" / "base_model"), "--dataset_name", str(data),
-        "--output_dir", str(output_dir), "--max_length", "128", "--per_device_train_batch_size", "1",
-        *TINY_TRAINING, "--save_strategy", "steps", "--save_steps", "2",
-    ])
+    launch_two_processes(
+        "deepspeed_zero2.yaml",
+        "sft_image_generation.py",
+        [
+            "--model_name_or_path",
+            str(ROOT / "trl_unified" / "shapes" / "base_model"),
+            "--dataset_name",
+            str(data),
+            "--output_dir",
+            str(output_dir),
+            "--max_length",
+            "128",
+            "--per_device_train_batch_size",
+            "1",
+            *TINY_TRAINING,
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+        ],
+    )
     assert_two_deepspeed_ranks(output_dir)
     logs = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
     assert len([entry for entry in logs if "loss/image" in entry]) == 2
@@ -217,14 +301,38 @@ def test_two_process_deepspeed_rwr_loop_launch(stage, checkpoints, tmp_path):
     """The whole loop on a tiny Janus with 2 ZeRO-2 or ZeRO-3 processes (the shipped configs; ZeRO-3 loads the model
     partitioned, `zero3_init_flag`): they share the prompts' shards, then train LoRA."""
     output_dir = tmp_path / "run"
-    launch_two_processes(f"deepspeed_zero{stage}.yaml", "rwr_self_generated.py", [
-        "--config", str(EXAMPLES / "configs" / "janus_pro_1b.yaml"), "--model_name_or_path", str(checkpoints / "janus"),
-        "--prompts", str(checkpoints / "prompts.txt"), "--num_samples", "2", "--max_text_tokens", "4",
-        "--image_rewards", f"vqascore:{checkpoints / 'judge'}",
-        "--generation_kwargs", '{"shard_size": 1, "progress": false}',
-        "--output_dir", str(output_dir), "--lora_r", "4", "--lora_alpha", "8", *TINY_TRAINING, *TINY_REWARDS,
-        "--save_strategy", "steps", "--save_steps", "2",
-    ])
+    launch_two_processes(
+        f"deepspeed_zero{stage}.yaml",
+        "rwr_self_generated.py",
+        [
+            "--config",
+            str(EXAMPLES / "configs" / "janus_pro_1b.yaml"),
+            "--model_name_or_path",
+            str(checkpoints / "janus"),
+            "--prompts",
+            str(checkpoints / "prompts.txt"),
+            "--num_samples",
+            "2",
+            "--max_text_tokens",
+            "4",
+            "--image_rewards",
+            f"vqascore:{checkpoints / 'judge'}",
+            "--generation_kwargs",
+            '{"shard_size": 1, "progress": false}',
+            "--output_dir",
+            str(output_dir),
+            "--lora_r",
+            "4",
+            "--lora_alpha",
+            "8",
+            *TINY_TRAINING,
+            *TINY_REWARDS,
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+        ],
+    )
     samples = load_from_disk(str(tmp_path / "run-samples"))
     assert len(samples) == 6 and len(list((tmp_path / "run-samples" / "shards").glob("*.parquet"))) == 3
     assert_two_deepspeed_ranks(output_dir, stage)
@@ -241,7 +349,9 @@ def test_estimate_memory_counts_the_model_and_applies_deepspeeds_formulas(checkp
     n = sum({id(p): p.numel() for p in model.parameters()}.values())
     assert f"{n / 1e9:.2f}B parameters" in out
     assert {line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| deepspeed")} == {
-        "deepspeed_zero2", "deepspeed_zero3", "deepspeed_zero3_offload"
+        "deepspeed_zero2",
+        "deepspeed_zero3",
+        "deepspeed_zero3_offload",
     }
 
     script = runpy.run_path(str(SCRIPTS / "estimate_memory.py"))
@@ -265,9 +375,16 @@ def published_configs(root: Path) -> dict[str, Path]:
 
     def janus(hidden, layers, intermediate, heads):
         text = {
-            "model_type": "llama", "hidden_size": hidden, "num_hidden_layers": layers,
-            "intermediate_size": intermediate, "num_attention_heads": heads, "num_key_value_heads": heads,
-            "head_dim": 128, "vocab_size": 102400, "max_position_embeddings": 16384, "tie_word_embeddings": False,
+            "model_type": "llama",
+            "hidden_size": hidden,
+            "num_hidden_layers": layers,
+            "intermediate_size": intermediate,
+            "num_attention_heads": heads,
+            "num_key_value_heads": heads,
+            "head_dim": 128,
+            "vocab_size": 102400,
+            "max_position_embeddings": 16384,
+            "tie_word_embeddings": False,
         }
         vq = {"projection_dim": hidden, "image_token_embed_dim": hidden}
         return JanusConfig(

@@ -13,12 +13,26 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 def lora_trainer(tmp_path, max_steps=4, **kwargs):
     model, tokenizer = tiny_causal_lm(seed=7)
     args = RewardWeightedMultimodalConfig(
-        output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=max_steps, learning_rate=5e-2, report_to="none",
-        use_cpu=True, logging_steps=1, seed=0, data_seed=0, disable_tqdm=True, save_strategy="steps", save_steps=2,
-        lr_scheduler_type="constant", **kwargs,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        max_steps=max_steps,
+        learning_rate=5e-2,
+        report_to="none",
+        use_cpu=True,
+        logging_steps=1,
+        seed=0,
+        data_seed=0,
+        disable_tqdm=True,
+        save_strategy="steps",
+        save_steps=2,
+        lr_scheduler_type="constant",
+        **kwargs,
     )
     trainer = RewardWeightedMultimodalTrainer(
-        model, args=args, train_dataset=Dataset.from_list(make_rows(8)), processing_class=tokenizer,
+        model,
+        args=args,
+        train_dataset=Dataset.from_list(make_rows(8)),
+        processing_class=tokenizer,
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=None),
     )
     return trainer, tokenizer
@@ -46,7 +60,9 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
 
 
 def test_push_adapter_and_model_card_to_local_hub(tmp_path, local_hub):
-    trainer, _ = lora_trainer(tmp_path / "push", max_steps=1, push_to_hub=True, hub_model_id="test-user/tiny-rwr", hub_strategy="end")
+    trainer, _ = lora_trainer(
+        tmp_path / "push", max_steps=1, push_to_hub=True, hub_model_id="test-user/tiny-rwr", hub_strategy="end"
+    )
     trainer.args.save_strategy = "no"
     trainer.train()
     trainer.push_to_hub()

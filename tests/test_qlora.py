@@ -30,14 +30,26 @@ def test_trainer_trains_lora_adapters_on_a_4bit_model(saved, tmp_path, gradient_
     from transformers import BitsAndBytesConfig
 
     path, tokenizer = saved
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32, bnb_4bit_quant_type="nf4")
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32, bnb_4bit_quant_type="nf4"
+    )
     args = RewardWeightedMultimodalConfig(
-        str(tmp_path / "out"), model_init_kwargs={"quantization_config": quantization}, max_steps=2,
-        per_device_train_batch_size=4, learning_rate=1e-2, report_to="none", use_cpu=True, save_strategy="no",
-        gradient_checkpointing=gradient_checkpointing, disable_tqdm=True,
+        str(tmp_path / "out"),
+        model_init_kwargs={"quantization_config": quantization},
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        gradient_checkpointing=gradient_checkpointing,
+        disable_tqdm=True,
     )
     trainer = RewardWeightedMultimodalTrainer(
-        str(path), args=args, train_dataset=Dataset.from_list(make_rows(8, text_only={1})), processing_class=tokenizer,
+        str(path),
+        args=args,
+        train_dataset=Dataset.from_list(make_rows(8, text_only={1})),
+        processing_class=tokenizer,
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=None),
     )
     model = trainer.model
@@ -47,7 +59,9 @@ def test_trainer_trains_lora_adapters_on_a_4bit_model(saved, tmp_path, gradient_
     assert lora and all("lora_" in n for n in lora) and all(p.dtype == torch.bfloat16 for p in lora.values())  # as TRL
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     trainer.train()
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e] or [trainer.state.log_history[-1]["train_loss"]]
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e] or [
+        trainer.state.log_history[-1]["train_loss"]
+    ]
     assert all(torch.isfinite(torch.tensor(losses)))
     after = dict(model.named_parameters())
     assert max((after[n] - p).abs().max().item() for n, p in lora.items()) > 1e-4  # the adapters trained
@@ -61,8 +75,10 @@ def test_quantized_model_without_adapters_is_refused(saved, tmp_path):
 
     path, tokenizer = saved
     args = RewardWeightedMultimodalConfig(
-        str(tmp_path / "out"), model_init_kwargs={"quantization_config": BitsAndBytesConfig(load_in_4bit=True)},
-        report_to="none", use_cpu=True,
+        str(tmp_path / "out"),
+        model_init_kwargs={"quantization_config": BitsAndBytesConfig(load_in_4bit=True)},
+        report_to="none",
+        use_cpu=True,
     )
     with pytest.raises(ValueError, match="peft_config"):
         RewardWeightedMultimodalTrainer(str(path), args=args, processing_class=tokenizer)
@@ -73,9 +89,31 @@ def test_cli_trains_qlora_with_load_in_4bit(saved, tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("\n".join(json.dumps(row) for row in make_rows(8)))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "trl_unified.cli", "train", "--model_name_or_path", str(path), "--dataset_name", str(data),
-           "--output_dir", str(out), "--use_peft", "--load_in_4bit", "--lora_r", "4", "--max_steps", "2",
-           "--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu", "--save_strategy", "no"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trl_unified.cli",
+        "train",
+        "--model_name_or_path",
+        str(path),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--use_peft",
+        "--load_in_4bit",
+        "--lora_r",
+        "4",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--save_strategy",
+        "no",
+    ]
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_model.safetensors").exists()

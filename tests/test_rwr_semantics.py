@@ -19,8 +19,15 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 
 def config(tmp_path, **kwargs):
     defaults = {
-        "output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 4, "report_to": "none", "use_cpu": True,
-        "learning_rate": 1e-2, "logging_steps": 1, "save_strategy": "no", "seed": 0, "data_seed": 0,
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 4,
+        "report_to": "none",
+        "use_cpu": True,
+        "learning_rate": 1e-2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "seed": 0,
+        "data_seed": 0,
         "disable_tqdm": True,
     }
     return RewardWeightedMultimodalConfig(**{**defaults, **kwargs})
@@ -85,8 +92,11 @@ def test_text_only_rows_take_no_part_in_the_image_weighting(tmp_path, scheme):
         assert np.mean(list(image_weights[0].values())) == pytest.approx(1.0)  # the image rows' weights average 1
     else:  # group 0 has image rows 0, 4, 6 -> ceil(1.5) = 2 kept; group 1 has 3, 7 -> 1 kept: no slot for a text row
         rows = make_rows(8, text_only=text_only, groups=2, seed=1)
-        expected = {i for g, k in ((0, 2), (1, 1)) for i in sorted((j for j in (0, 3, 4, 6, 7) if j % 2 == g),
-                                                                     key=lambda j: -rows[j]["image_reward"])[:k]}
+        expected = {
+            i
+            for g, k in ((0, 2), (1, 1))
+            for i in sorted((j for j in (0, 3, 4, 6, 7) if j % 2 == g), key=lambda j: -rows[j]["image_reward"])[:k]
+        }
         assert {i for i, w in image_weights[0].items() if w == 1} == expected
 
 
@@ -172,11 +182,24 @@ def test_filter_is_sft_on_the_kept_images(tmp_path):
     """Filtering images only (text weight 1) must take exactly the same step as SFT on the kept rows' images."""
     rows = make_rows(8, groups=2, seed=5)
     kept = _top_half(rows, "image_reward", range(8))
-    common = {"per_device_train_batch_size": 8, "max_steps": 1, "optim": "sgd", "learning_rate": 1.0,
-              "lr_scheduler_type": "constant",
-                  "max_grad_norm": 0.0, "text_loss_weight": 0.0}
-    filtered = build(tmp_path / "filter", rows, seed=6, reward_weighting="filter", filter_top_fraction=0.5,
-                     text_reward_column=None, **common)
+    common = {
+        "per_device_train_batch_size": 8,
+        "max_steps": 1,
+        "optim": "sgd",
+        "learning_rate": 1.0,
+        "lr_scheduler_type": "constant",
+        "max_grad_norm": 0.0,
+        "text_loss_weight": 0.0,
+    }
+    filtered = build(
+        tmp_path / "filter",
+        rows,
+        seed=6,
+        reward_weighting="filter",
+        filter_top_fraction=0.5,
+        text_reward_column=None,
+        **common,
+    )
     sft = build(tmp_path / "sft", [rows[i] for i in sorted(kept)], seed=6, reward_weighting="none", **common)
     initial = {k: v.clone() for k, v in filtered.model.named_parameters()}
     filtered.train()
@@ -249,8 +272,9 @@ def test_all_zero_weights_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"train: all 6 image weights are 0 .*filter_threshold=2.0"):
         build(tmp_path, rows, reward_weighting="filter", filter_threshold=2.0, text_reward_column=None)
     # a modality switched off may have zero weights
-    build(tmp_path, rows, reward_weighting="filter", filter_threshold=2.0, text_reward_column=None,
-          image_loss_weight=0.0)
+    build(
+        tmp_path, rows, reward_weighting="filter", filter_threshold=2.0, text_reward_column=None, image_loss_weight=0.0
+    )
 
 
 def test_a_small_effective_sample_size_warns_with_the_number(tmp_path, caplog_hf):
@@ -263,9 +287,11 @@ def test_a_small_effective_sample_size_warns_with_the_number(tmp_path, caplog_hf
     assert "the image weights have an effective sample size" not in caplog_hf.text
     caplog_hf.clear()
     build(tmp_path, rows, beta=0.2, min_effective_sample_size=0.5)  # ... but below 0.5
-    assert (f"train: the image weights have an effective sample size of {ess:.3g} of their 8 rows ({8 * ess:.1f} "
-            "rows), "
-            "below min_effective_sample_size=0.5") in caplog_hf.text
+    assert (
+        f"train: the image weights have an effective sample size of {ess:.3g} of their 8 rows ({8 * ess:.1f} "
+        "rows), "
+        "below min_effective_sample_size=0.5"
+    ) in caplog_hf.text
 
 
 def test_config_checks_the_new_fields():

@@ -16,8 +16,16 @@ from trl_unified.testing.causal_lm import tiny_causal_lm
 
 def config(tmp_path, **kwargs):
     defaults = dict(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, report_to="none", use_cpu=True,
-        learning_rate=1e-2, logging_steps=1, save_strategy="no", seed=0, data_seed=0, disable_tqdm=True,
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        data_seed=0,
+        disable_tqdm=True,
     )
     return RewardWeightedMultimodalConfig(**{**defaults, **kwargs})
 
@@ -28,7 +36,10 @@ def test_none_weighting_matches_trl_sft_trainer_on_text_rows(tmp_path):
     rows = make_rows(4, text_only={0, 1, 2, 3})
     model, tokenizer = tiny_causal_lm(seed=2)
     ours = RewardWeightedMultimodalTrainer(
-        model, args=config(tmp_path, reward_weighting="none"), train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        model,
+        args=config(tmp_path, reward_weighting="none"),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
     )
     batch = ours.data_collator([ours.train_dataset[i] for i in range(4)])
     our_loss = ours.compute_loss(ours.model, batch).item()
@@ -37,9 +48,21 @@ def test_none_weighting_matches_trl_sft_trainer_on_text_rows(tmp_path):
     sft_rows = []
     for row in ours.train_dataset:
         ids = row["prompt_ids"] + row["reasoning_ids"] + [tokenizer.eos_token_id]
-        sft_rows.append({"input_ids": ids, "completion_mask": [0] * len(row["prompt_ids"]) + [1] * (len(ids) - len(row["prompt_ids"]))})
-    sft_args = SFTConfig(output_dir=str(tmp_path / "sft"), per_device_train_batch_size=4, report_to="none", use_cpu=True,
-                         gradient_checkpointing=False, bf16=False, completion_only_loss=True)
+        sft_rows.append(
+            {
+                "input_ids": ids,
+                "completion_mask": [0] * len(row["prompt_ids"]) + [1] * (len(ids) - len(row["prompt_ids"])),
+            }
+        )
+    sft_args = SFTConfig(
+        output_dir=str(tmp_path / "sft"),
+        per_device_train_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+        gradient_checkpointing=False,
+        bf16=False,
+        completion_only_loss=True,
+    )
     sft = SFTTrainer(model=model, args=sft_args, train_dataset=Dataset.from_list(sft_rows), processing_class=tokenizer)
     sft_batch = next(iter(sft.get_train_dataloader()))
     count = (sft_batch["labels"][:, 1:] != -100).sum()
@@ -51,7 +74,10 @@ def test_text_loss_weight_zero_makes_text_rows_contribute_nothing(tmp_path):
     model, tokenizer = tiny_causal_lm(seed=3)
     rows = make_rows(4, text_only={0, 1, 2, 3})
     trainer = RewardWeightedMultimodalTrainer(
-        model, args=config(tmp_path, text_loss_weight=0.0), train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        model,
+        args=config(tmp_path, text_loss_weight=0.0),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
     )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     loss = trainer.compute_loss(trainer.model, batch)
@@ -62,10 +88,21 @@ def test_text_loss_weight_zero_makes_text_rows_contribute_nothing(tmp_path):
 
 def _one_step(tmp_path, name, batch_size, accumulation, normalization, rows):
     model, tokenizer = tiny_causal_lm(seed=4)
-    args = config(tmp_path / name, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
-                  max_steps=1, optim="sgd", learning_rate=1.0, lr_scheduler_type="constant", loss_normalization=normalization,
-                  text_loss_weight=0.5, max_grad_norm=0.0)
-    trainer = RewardWeightedMultimodalTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    args = config(
+        tmp_path / name,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        optim="sgd",
+        learning_rate=1.0,
+        lr_scheduler_type="constant",
+        loss_normalization=normalization,
+        text_loss_weight=0.5,
+        max_grad_norm=0.0,
+    )
+    trainer = RewardWeightedMultimodalTrainer(
+        model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
     trainer.train()
     return {k: v.detach().clone() for k, v in model.named_parameters()}, trainer
 
@@ -88,17 +125,46 @@ def test_objective_is_independent_of_accumulation(tmp_path, normalization):
     "mutate, message",
     [
         (lambda rows: [{k: v for k, v in r.items() if k != "image_reward"} for r in rows], r"no column 'image_reward'"),
-        (lambda rows: [{**r, "text_reward": float("nan") if i == 3 else r["text_reward"]} for i, r in enumerate(rows)], r"row 3, column 'text_reward'"),
-        (lambda rows: [{**r, "image_reward": float("inf") if i == 1 else r["image_reward"]} for i, r in enumerate(rows)], r"row 1, column 'image_reward'"),
-        (lambda rows: [{**r, "image_tokens": r["image_tokens"][:-1] if i == 2 else r["image_tokens"]} for i, r in enumerate(rows)], r"row 2, column `image_tokens`: expected 16"),
-        (lambda rows: [{**r, "image_tokens": [99] * 16 if i == 4 else r["image_tokens"]} for i, r in enumerate(rows)], r"row 4, column `image_tokens`: image codes \[99"),
-        (lambda rows: [{k: v for k, v in r.items() if k != "prompt"} for r in rows], r"needs a `prompt` or `prompt_ids` column"),
+        (
+            lambda rows: [
+                {**r, "text_reward": float("nan") if i == 3 else r["text_reward"]} for i, r in enumerate(rows)
+            ],
+            r"row 3, column 'text_reward'",
+        ),
+        (
+            lambda rows: [
+                {**r, "image_reward": float("inf") if i == 1 else r["image_reward"]} for i, r in enumerate(rows)
+            ],
+            r"row 1, column 'image_reward'",
+        ),
+        (
+            lambda rows: [
+                {**r, "image_tokens": r["image_tokens"][:-1] if i == 2 else r["image_tokens"]}
+                for i, r in enumerate(rows)
+            ],
+            r"row 2, column `image_tokens`: expected 16",
+        ),
+        (
+            lambda rows: [
+                {**r, "image_tokens": [99] * 16 if i == 4 else r["image_tokens"]} for i, r in enumerate(rows)
+            ],
+            r"row 4, column `image_tokens`: image codes \[99",
+        ),
+        (
+            lambda rows: [{k: v for k, v in r.items() if k != "prompt"} for r in rows],
+            r"needs a `prompt` or `prompt_ids` column",
+        ),
     ],
 )
 def test_bad_input_names_row_and_column(tmp_path, mutate, message):
     model, tokenizer = tiny_causal_lm()
     with pytest.raises(ValueError, match=message):
-        RewardWeightedMultimodalTrainer(model, args=config(tmp_path), train_dataset=Dataset.from_list(mutate(make_rows(6))), processing_class=tokenizer)
+        RewardWeightedMultimodalTrainer(
+            model,
+            args=config(tmp_path),
+            train_dataset=Dataset.from_list(mutate(make_rows(6))),
+            processing_class=tokenizer,
+        )
 
 
 def test_row_longer_than_max_length_is_rejected(tmp_path):
@@ -106,7 +172,12 @@ def test_row_longer_than_max_length_is_rejected(tmp_path):
     rows = make_rows(4)
     rows[2]["reasoning"] = " ".join(["red"] * 40)
     with pytest.raises(ValueError, match=r"row 2: the sequence is \d+ tokens.*max_length=40"):
-        RewardWeightedMultimodalTrainer(model, args=config(tmp_path, max_length=40), train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        RewardWeightedMultimodalTrainer(
+            model,
+            args=config(tmp_path, max_length=40),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
 
 
 def test_filter_weighting_drops_zero_weight_rows_with_a_count(tmp_path, caplog):
@@ -119,9 +190,13 @@ def test_filter_weighting_drops_zero_weight_rows_with_a_count(tmp_path, caplog):
 
     hf_logging.enable_propagation()
     with caplog.at_level("WARNING"):
-        trainer = RewardWeightedMultimodalTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        trainer = RewardWeightedMultimodalTrainer(
+            model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        )
     assert len(trainer.train_dataset) == 4
     assert "dropping 4 of 8 rows" in caplog.text
     assert sorted(trainer.train_dataset["row_index"]) == sorted(
-        i for g in (0, 1) for i in sorted((j for j in range(8) if j % 2 == g), key=lambda j: -rows[j]["image_reward"])[:2]
+        i
+        for g in (0, 1)
+        for i in sorted((j for j in range(8) if j % 2 == g), key=lambda j: -rows[j]["image_reward"])[:2]
     )

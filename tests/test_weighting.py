@@ -83,8 +83,9 @@ def test_exp_is_computed_in_log_space_and_never_overflows():
     assert w[2] == pytest.approx(4.0) and w.sum() == pytest.approx(4.0)
     assert w[3] == pytest.approx(4 * math.exp(-400.0), rel=1e-9) and w[0] == w[1] == 0.0  # e^-1400 underflows to 0
     np.testing.assert_allclose(w, [0.0, 0.0, 4.0, 7.66e-174], rtol=1e-3)  # the numbers docs/trainer.md quotes
-    group = compute_weights([0.0, 900.0, 5.0, 1000.0], scheme="exp", beta=0.01, groups=[0, 0, 1, 1],
-                            normalization="group")
+    group = compute_weights(
+        [0.0, 900.0, 5.0, 1000.0], scheme="exp", beta=0.01, groups=[0, 0, 1, 1], normalization="group"
+    )
     np.testing.assert_allclose(group, [0.0, 2.0, 0.0, 2.0])
     # the same numbers as before wherever the old formula did not overflow
     r = np.array([0.1, 0.7, 0.3, 0.9, 0.2])

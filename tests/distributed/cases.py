@@ -58,7 +58,10 @@ def build(family: str):
 
 def rows_for(case: Case, adapter) -> list[dict]:
     rows = make_rows(
-        NUM_ROWS, num_image_tokens=adapter.num_image_tokens, codebook_size=adapter.codebook_size, seed=7,
+        NUM_ROWS,
+        num_image_tokens=adapter.num_image_tokens,
+        codebook_size=adapter.codebook_size,
+        seed=7,
         text_only=set(range(NUM_ROWS)) - IMAGE_ROWS,
     )
     if case.from_path and case.family != "causal_lm":  # raw pictures: the VQ encoder runs in dataset preparation
@@ -82,9 +85,19 @@ def lora_config(family: str, adapter):
 
 def training_args(case: Case, output_dir: str, world_size: int, deepspeed: dict | None = None):
     return RewardWeightedMultimodalConfig(
-        output_dir, per_device_train_batch_size=GLOBAL_BATCH // world_size, gradient_accumulation_steps=case.accumulation,
-        max_steps=STEPS, learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
-        seed=0, disable_tqdm=True, beta=0.5, image_loss_weight=0.0 if case.kind == "image_off" else 1.0,
+        output_dir,
+        per_device_train_batch_size=GLOBAL_BATCH // world_size,
+        gradient_accumulation_steps=case.accumulation,
+        max_steps=STEPS,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        beta=0.5,
+        image_loss_weight=0.0 if case.kind == "image_off" else 1.0,
         gradient_checkpointing=case.kind == "lora_gc",
         deepspeed=deepspeed,
     )
@@ -99,8 +112,11 @@ def make_trainer(case: Case, output_dir: str, world_size: int, base_path: str, d
     rows = rows_for(case, adapter)
     torch.manual_seed(0)  # LoRA's initial weights
     return RewardWeightedMultimodalTrainer(
-        base_path if case.from_path else model, args=args, train_dataset=Dataset.from_list(rows),
-        processing_class=processor, peft_config=lora_config(case.family, adapter) if case.kind.startswith("lora") else None,
+        base_path if case.from_path else model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=processor,
+        peft_config=lora_config(case.family, adapter) if case.kind.startswith("lora") else None,
     )
 
 
@@ -120,7 +136,9 @@ def record_micro_batches(trainer) -> list[bool]:
 
 def probe_batch(case: Case, trainer) -> dict:
     """A fixed batch with image and text rows, to compare log-probs of trained and reloaded models."""
-    rows = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset)) if trainer.train_dataset[i]["image_tokens"]][:2]
+    rows = [
+        trainer.train_dataset[i] for i in range(len(trainer.train_dataset)) if trainer.train_dataset[i]["image_tokens"]
+    ][:2]
     rows += [trainer.train_dataset[i] for i in (1, 2)]
     return trainer.data_collator(rows)
 
@@ -132,8 +150,11 @@ def deepspeed_config(strategy: str) -> dict | None:
     if strategy != "zero2":  # threshold 0: partition every parameter (tiny ones would otherwise stay whole everywhere)
         zero = {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True, "stage3_param_persistence_threshold": 0}
     config = {
-        "zero_optimization": zero, "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto",
-        "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
+        "zero_optimization": zero,
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
     }
     if strategy == "zero3_offload":
         zero["offload_optimizer"] = {"device": "cpu"}

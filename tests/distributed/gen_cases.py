@@ -1,7 +1,5 @@
 """Models, prompts and settings shared by the ZeRO-3 generation worker and its 1-process reference."""
 
-
-
 from trl_unified.generation.sampler import SamplingConfig
 from trl_unified.generation.self_generation_config import SelfGenerationConfig
 from trl_unified.testing.causal_lm import tiny_causal_lm

@@ -33,22 +33,35 @@ def main(out_dir: str) -> None:
         adapter = get_adapter(model, processor)
         rows = make_rows(4, num_image_tokens=adapter.num_image_tokens, codebook_size=adapter.codebook_size)
         args = RewardWeightedMultimodalConfig(
-            os.path.join(out_dir, family, "run"), per_device_train_batch_size=2, max_steps=1, learning_rate=0.0,
-            report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, deepspeed=deepspeed_config("zero3"),
+            os.path.join(out_dir, family, "run"),
+            per_device_train_batch_size=2,
+            max_steps=1,
+            learning_rate=0.0,
+            report_to="none",
+            use_cpu=True,
+            save_strategy="no",
+            disable_tqdm=True,
+            deepspeed=deepspeed_config("zero3"),
         )
-        trainer = RewardWeightedMultimodalTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=processor)
+        trainer = RewardWeightedMultimodalTrainer(
+            model, args=args, train_dataset=Dataset.from_list(rows), processing_class=processor
+        )
         trainer.train()
         engine = trainer.model_wrapped
         assert type(engine).__name__ == "DeepSpeedEngine"
         assert any(p.numel() == 0 for p in trainer.model.parameters())  # really partitioned outside the forward
 
         try:  # the module inside a live ZeRO-3 engine is refused (its hooks would free the gathered weights)
-            generate_samples(trainer.model, trainer.adapter, PROMPTS[:1], config=sampling_config(family), progress=False)
+            generate_samples(
+                trainer.model, trainer.adapter, PROMPTS[:1], config=sampling_config(family), progress=False
+            )
             refused = ""
         except ValueError as error:
             refused = str(error)
         prompts = PROMPTS[: 1 + 2 * rank]  # rank 0: 1 prompt, rank 1: 3 prompts
-        samples = generate_samples(engine, trainer.adapter, prompts, num_samples=2, config=sampling_config(family), progress=False)
+        samples = generate_samples(
+            engine, trainer.adapter, prompts, num_samples=2, config=sampling_config(family), progress=False
+        )
         self_generate(engine, processor, PROMPTS, self_generation_config(os.path.join(out_dir, family, "selfgen")))
 
         # The engine's hooks are back: a forward and backward through it (partitioned weights need them).
@@ -56,8 +69,11 @@ def main(out_dir: str) -> None:
         engine.train()
         loss = trainer.compute_loss(engine, batch)
         engine.backward(loss)
-        result = {"samples": [{"reasoning_ids": s.reasoning_ids, "image_tokens": s.image_tokens} for s in samples],
-                  "loss_after": loss.item(), "refused": refused}
+        result = {
+            "samples": [{"reasoning_ids": s.reasoning_ids, "image_tokens": s.image_tokens} for s in samples],
+            "loss_after": loss.item(),
+            "refused": refused,
+        }
         with open(os.path.join(out_dir, family, f"rank{rank}.json"), "w") as f:
             json.dump(result, f)
         trainer.accelerator.wait_for_everyone()

@@ -24,9 +24,21 @@ FAMILIES = ("causal_lm", "janus", "emu3")
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("zero3_generation")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-               str(HERE / "generate_worker.py"), str(out)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(HERE / "generate_worker.py"),
+        str(out),
+    ]
     result = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return out
@@ -40,7 +52,9 @@ def test_zero3_sampling_and_self_generation_equal_the_unsharded_model(family, la
     for rank in (0, 1):
         result = json.loads((launched / family / f"rank{rank}.json").read_text())
         prompts = PROMPTS[: 1 + 2 * rank]
-        expected = generate_samples(model, adapter, prompts, num_samples=2, config=sampling_config(family), progress=False)
+        expected = generate_samples(
+            model, adapter, prompts, num_samples=2, config=sampling_config(family), progress=False
+        )
         assert len(result["samples"]) == len(expected) == 2 * len(prompts)
         for got, want in zip(result["samples"], expected):
             assert got == {"reasoning_ids": want.reasoning_ids, "image_tokens": want.image_tokens}

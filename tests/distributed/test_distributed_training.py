@@ -53,9 +53,23 @@ def references(base_dir, tmp_path_factory):
 
 
 def launch(strategy: str, base_dir: Path, out_dir: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-               str(HERE / "train_worker.py"), strategy, str(base_dir), str(out_dir)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(HERE / "train_worker.py"),
+        strategy,
+        str(base_dir),
+        str(out_dir),
+    ]
     result = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
 
@@ -72,7 +86,9 @@ def reload(case: Case, path: Path, base_dir: Path):
 def logps(trainer, model, batch):
     model.eval()
     with torch.no_grad():
-        return trainer.adapter.token_logps(model, batch["input_ids"], batch["attention_mask"], batch["modality"], batch["labels"])
+        return trainer.adapter.token_logps(
+            model, batch["input_ids"], batch["attention_mask"], batch["modality"], batch["labels"]
+        )
 
 
 @pytest.mark.slow
@@ -111,7 +127,9 @@ def test_two_processes_train_like_one(strategy, base_dir, references, tmp_path):
             if case.kind.startswith("lora") and "lora_" not in name:
                 continue
             expected = trained[name]
-            torch.testing.assert_close(parameter, expected, rtol=1e-4, atol=2e-5, msg=lambda m, where=f"{case.name} {name}": f"{where}: {m}")
+            torch.testing.assert_close(
+                parameter, expected, rtol=1e-4, atol=2e-5, msg=lambda m, where=f"{case.name} {name}": f"{where}: {m}"
+            )
             worst["param_abs"] = max(worst["param_abs"], (parameter - expected).abs().max().item())
             compared += 1
         assert compared > 0
@@ -122,8 +140,11 @@ def test_two_processes_train_like_one(strategy, base_dir, references, tmp_path):
         got, want = logps(reference, loaded, batch), logps(reference, reference.model, batch)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
         worst["logp_abs"] = max(worst["logp_abs"], (got - want).abs().max().item())
-    lines = [f"{key} " + " ".join(f"{k}={v:.1e}" for k, v in values.items()) for key, values in MEASURED.items()
-             if key.startswith(f"{strategy} ")]
+    lines = [
+        f"{key} " + " ".join(f"{k}={v:.1e}" for k, v in values.items())
+        for key, values in MEASURED.items()
+        if key.startswith(f"{strategy} ")
+    ]
     print("\n" + "\n".join(lines))
     if os.environ.get("SCALING_REPORT"):  # docs/scaling.md's table comes from here
         with open(os.environ["SCALING_REPORT"], "a") as f:

@@ -23,13 +23,22 @@ def main(strategy: str, base_dir: str, out_dir: str) -> None:
     for case in cases(strategy):
         start, cpu = time.time(), time.process_time()
         target = os.path.join(out_dir, case.name)
-        trainer = make_trainer(case, os.path.join(target, "run"), 2, os.path.join(base_dir, case.family), deepspeed_config(strategy))
+        trainer = make_trainer(
+            case, os.path.join(target, "run"), 2, os.path.join(base_dir, case.family), deepspeed_config(strategy)
+        )
         flags = record_micro_batches(trainer)
         trainer.train()
         trainer.save_model(os.path.join(target, "model"))
         with open(os.path.join(target, f"rank{rank}.json"), "w") as f:
-            json.dump({"log_history": trainer.state.log_history, "image_in_micro_batch": flags,
-                       "wall_s": time.time() - start, "cpu_s": time.process_time() - cpu}, f)
+            json.dump(
+                {
+                    "log_history": trainer.state.log_history,
+                    "image_in_micro_batch": flags,
+                    "wall_s": time.time() - start,
+                    "cpu_s": time.process_time() - cpu,
+                },
+                f,
+            )
         trainer.accelerator.wait_for_everyone()
         del trainer
         gc.collect()

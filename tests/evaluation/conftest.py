@@ -3,7 +3,9 @@ import pytest
 from trl_unified.evaluation import EvalResult
 
 
-def make_result(name: str, correct: dict[str, list[int]], mode: str = "unified", scores: dict | None = None) -> EvalResult:
+def make_result(
+    name: str, correct: dict[str, list[int]], mode: str = "unified", scores: dict | None = None
+) -> EvalResult:
     """An evaluation made from verdicts per category (no model): prompts `<category> <i>`."""
     rows = []
     for category, verdicts in correct.items():

@@ -23,7 +23,9 @@ def test_comparison_table_json_and_plot(tmp_path):
     after = make_result("after", {"counting": [0] * 15 + [1] * 35, "single": [1] * 44 + [0] * 6})
     comparison = compare_evaluations([base, after])
     by = {c.category: c for c in comparison.categories}
-    assert by["counting"].differences[1].estimate == pytest.approx(0.5) and by["counting"].differences[1].excludes_zero()
+    assert (
+        by["counting"].differences[1].estimate == pytest.approx(0.5) and by["counting"].differences[1].excludes_zero()
+    )
     assert not by["single"].differences[1].excludes_zero() and by["all"].values[0].n == 100
     md = comparison.to_markdown()
     assert "| counting | 20.0 [11.2, 33.0] (n=50) | 70.0 [56.2, 80.9] (n=50) | +50.0" in md
@@ -40,15 +42,18 @@ def test_comparison_table_json_and_plot(tmp_path):
 
 def _written(tmp_path, name, verdicts, colour):
     result = make_result(name, verdicts)
-    write_evaluation(result, [Image.new("RGB", (64, 64), colour)] * result.num_samples, tmp_path / name,
-                     html_report=False)
+    write_evaluation(
+        result, [Image.new("RGB", (64, 64), colour)] * result.num_samples, tmp_path / name, html_report=False
+    )
     return result
 
 
 def test_report_statuses_and_size_with_1200_samples(tmp_path):
     n = 1200
     base = _written(tmp_path, "base", {"counting": [0, 0, 1, 1] * (n // 8), "position": [0, 1] * (n // 4)}, (200, 0, 0))
-    after = _written(tmp_path, "after", {"counting": [0, 1, 0, 1] * (n // 8), "position": [1, 1] * (n // 4)}, (0, 200, 0))
+    after = _written(
+        tmp_path, "after", {"counting": [0, 1, 0, 1] * (n // 8), "position": [1, 1] * (n // 4)}, (0, 200, 0)
+    )
     data = report_data([base, after], tmp_path)
     statuses = [item["status"] for item in data["items"]]
     assert len(statuses) == n and statuses[:4] == ["still wrong", "fixed", "broken", "still right"]
@@ -63,8 +68,16 @@ def test_report_statuses_and_size_with_1200_samples(tmp_path):
 
 
 def _chromium(url, tmp_path, *args):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args, url], check=False, capture_output=True, text=True, timeout=120)
 
 
@@ -75,7 +88,9 @@ def _chromium(url, tmp_path, *args):
 def test_report_renders_filters_and_pages_in_headless_chromium(tmp_path):
     n = 1200
     base = _written(tmp_path, "base", {"counting": [0, 0, 1, 1] * (n // 8), "position": [0, 1] * (n // 4)}, (200, 0, 0))
-    after = _written(tmp_path, "after", {"counting": [0, 1, 0, 1] * (n // 8), "position": [1, 1] * (n // 4)}, (0, 200, 0))
+    after = _written(
+        tmp_path, "after", {"counting": [0, 1, 0, 1] * (n // 8), "position": [1, 1] * (n // 4)}, (0, 200, 0)
+    )
     url = write_report([base, after], tmp_path / "report.html").resolve().as_uri()
     dom = _chromium(url + "#category=counting&status=fixed", tmp_path, "--dump-dom").stdout
     cards = re.findall(r'<div class="card" data-category="([^"$]+)" data-status="([^"$]+)"', dom)

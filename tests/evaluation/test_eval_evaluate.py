@@ -31,9 +31,20 @@ def test_shapes_evaluation_numbers_rows_and_files(shapes_model, tmp_path):
     reporter = FakeReporter()
     prompts = load_prompt_set(PROMPTS, categorize=shapes_category)
     result = evaluate_model(
-        model, tokenizer, prompts, image_rewards=[shapes_image_reward], text_rewards=[shapes_text_reward],
-        mode="unified", samples_per_prompt=3, sampling=SAMPLING, metric="image/shapes_image_reward",
-        output_dir=tmp_path, name="base", geneval_layout=True, callbacks=[reporter], progress=False,
+        model,
+        tokenizer,
+        prompts,
+        image_rewards=[shapes_image_reward],
+        text_rewards=[shapes_text_reward],
+        mode="unified",
+        samples_per_prompt=3,
+        sampling=SAMPLING,
+        metric="image/shapes_image_reward",
+        output_dir=tmp_path,
+        name="base",
+        geneval_layout=True,
+        callbacks=[reporter],
+        progress=False,
     )
     assert result.num_samples == 12 and list(result.categories) == ["single", "counting", "position"]
     folder = tmp_path / "base"
@@ -58,30 +69,52 @@ def test_shapes_evaluation_numbers_rows_and_files(shapes_model, tmp_path):
     assert (folder / "report.html").stat().st_size > 1000
     for index, prompt in enumerate(PROMPTS):
         geneval = folder / "geneval" / f"{index:05d}"
-        assert json.loads((geneval / "metadata.jsonl").read_text()) == {"prompt": prompt, "category": shapes_category(prompt)}
+        assert json.loads((geneval / "metadata.jsonl").read_text()) == {
+            "prompt": prompt,
+            "category": shapes_category(prompt),
+        }
         assert sorted(p.name for p in (geneval / "samples").iterdir()) == ["0000.png", "0001.png", "0002.png"]
-    assert Image.open(folder / "geneval/00001/samples/0002.png").tobytes() == Image.open(folder / rows[5]["image"]).tobytes()
+    assert (
+        Image.open(folder / "geneval/00001/samples/0002.png").tobytes()
+        == Image.open(folder / rows[5]["image"]).tobytes()
+    )
     # reload
     again = load_evaluation(folder)
     assert again.accuracy == result.accuracy and again.rows[0]["prompt"] == PROMPTS[0]
     assert again.summary()["categories"] == json.loads(json.dumps(result.summary()["categories"]))
     # reporters: the fake one got the table and the images
-    (name, table, images, _), = reporter.calls
+    ((name, table, images, _),) = reporter.calls
     assert name == "eval/base" and len(table) == len(images) == 12 and images[0].size == (64, 64)
 
 
 def test_samples_per_category_and_metric_errors(shapes_model):
     model, tokenizer = shapes_model
-    prompts = load_prompt_set(["a red square"] + [f"{n} green dots" for n in ("two", "three", "four")],
-                              categorize=shapes_category)
-    result = evaluate_model(model, tokenizer, prompts, image_rewards=[shapes_image_reward], mode="image_only",
-                            samples_per_category=6, sampling=SAMPLING, progress=False)
+    prompts = load_prompt_set(
+        ["a red square"] + [f"{n} green dots" for n in ("two", "three", "four")], categorize=shapes_category
+    )
+    result = evaluate_model(
+        model,
+        tokenizer,
+        prompts,
+        image_rewards=[shapes_image_reward],
+        mode="image_only",
+        samples_per_category=6,
+        sampling=SAMPLING,
+        progress=False,
+    )
     assert result.categories["single"].num_samples == 6 and result.categories["counting"].num_samples == 6
     assert result.switch_rate == 0 and result.mean_reasoning_tokens == 0
     assert {r["prompt_index"] for r in result.rows if r["category"] == "single"} == {0}
     with pytest.raises(ValueError, match="metric 'image/clip' is not a reward column"):
-        evaluate_model(model, tokenizer, prompts, image_rewards=[shapes_image_reward], metric="image/clip",
-                       sampling=SAMPLING, progress=False)
+        evaluate_model(
+            model,
+            tokenizer,
+            prompts,
+            image_rewards=[shapes_image_reward],
+            metric="image/clip",
+            sampling=SAMPLING,
+            progress=False,
+        )
 
 
 def test_any_model_family_with_a_python_reward(tmp_path):
@@ -96,9 +129,16 @@ def test_any_model_family_with_a_python_reward(tmp_path):
         return [sum(image.convert("L").getdata()) / (255 * image.width * image.height) for image in images]
 
     result = evaluate_model(
-        model, processor, [{"prompt": "a cat", "category": "animals"}, {"prompt": "a bus", "category": "vehicles"}],
-        image_rewards=[brightness], mode="staged", samples_per_prompt=2, output_dir=tmp_path, name="janus",
-        sampling=SamplingConfig(max_text_tokens=4, guidance_scale=2.0, batch_size=4), progress=False,
+        model,
+        processor,
+        [{"prompt": "a cat", "category": "animals"}, {"prompt": "a bus", "category": "vehicles"}],
+        image_rewards=[brightness],
+        mode="staged",
+        samples_per_prompt=2,
+        output_dir=tmp_path,
+        name="janus",
+        sampling=SamplingConfig(max_text_tokens=4, guidance_scale=2.0, batch_size=4),
+        progress=False,
     )
     assert result.num_samples == 4 and set(result.categories) == {"animals", "vehicles"}
     assert seen[0]["category"] == ["animals", "animals", "vehicles", "vehicles"]
@@ -114,15 +154,26 @@ def test_report_samples_goes_to_callbacks_and_to_an_active_wandb_run(monkeypatch
     import types
 
     reporter = FakeReporter()
-    rows = [{"prompt": "p", "category": "c", "reasoning": "r", "score": 1.0, "correct": True, "switched": False,
-             "rewards": {"image/x": 1.0}}]
+    rows = [
+        {
+            "prompt": "p",
+            "category": "c",
+            "reasoning": "r",
+            "score": 1.0,
+            "correct": True,
+            "switched": False,
+            "rewards": {"image/x": 1.0},
+        }
+    ]
     image = Image.new("RGB", (4, 4))
     assert report_samples("eval/x", rows, [image], callbacks=[reporter, object()], step=3) == ["FakeReporter"]
     assert reporter.calls[0][0] == "eval/x" and reporter.calls[0][3] == 3
 
     logged = []
     fake = types.SimpleNamespace(
-        run=object(), Image=lambda im: ("wandb.Image", im.size), Table=lambda columns, data: (columns, data),
+        run=object(),
+        Image=lambda im: ("wandb.Image", im.size),
+        Table=lambda columns, data: (columns, data),
         log=lambda payload, step=None: logged.append((payload, step)),
     )
     monkeypatch.setitem(sys.modules, "wandb", fake)
@@ -142,10 +193,17 @@ def test_self_generation_sends_its_samples_to_the_reporters(shapes_model, tmp_pa
 
     model, tokenizer = shapes_model
     reporter = FakeReporter()
-    config = SelfGenerationConfig(output_dir=str(tmp_path / "gen"), num_samples=2, max_text_tokens=48,
-                                  guidance_scale=1.0, progress=False)
-    dataset = self_generate(model, tokenizer, [{"prompt": "a red square", "category": "single"}], config,
-                            image_rewards=[shapes_image_reward], callbacks=[reporter])
+    config = SelfGenerationConfig(
+        output_dir=str(tmp_path / "gen"), num_samples=2, max_text_tokens=48, guidance_scale=1.0, progress=False
+    )
+    dataset = self_generate(
+        model,
+        tokenizer,
+        [{"prompt": "a red square", "category": "single"}],
+        config,
+        image_rewards=[shapes_image_reward],
+        callbacks=[reporter],
+    )
     ((name, rows, images, _),) = reporter.calls
     assert name == "self_generation" and len(rows) == len(images) == len(dataset) == 2
     assert rows[0]["category"] == "single" and rows[0]["rewards"]["image/shapes_image_reward"] in (0.0, 1.0)
@@ -163,7 +221,16 @@ def test_report_samples_to_trainer_uses_its_reporters_callbacks_and_step():
         callback_handler=types.SimpleNamespace(callbacks=[object(), reporter]),
         state=types.SimpleNamespace(global_step=42),
     )
-    rows = [{"prompt": "p", "category": "c", "reasoning": "", "score": 0.0, "correct": False, "switched": False,
-             "rewards": {}}]
+    rows = [
+        {
+            "prompt": "p",
+            "category": "c",
+            "reasoning": "",
+            "score": 0.0,
+            "correct": False,
+            "switched": False,
+            "rewards": {},
+        }
+    ]
     assert report_samples_to_trainer(trainer, "eval/after", rows, [None]) == ["FakeReporter"]
     assert reporter.calls == [("eval/after", rows, [None], 42)]

@@ -26,8 +26,12 @@ def test_text_file_with_tab_categories_and_a_categorizer(tmp_path):
 def test_geneval_metadata_reads_as_it_is(tmp_path):
     rows = [
         {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"},
-        {"tag": "counting", "include": [{"class": "dog", "count": 2}], "exclude": [{"class": "dog", "count": 3}],
-         "prompt": "a photo of two dogs"},
+        {
+            "tag": "counting",
+            "include": [{"class": "dog", "count": 2}],
+            "exclude": [{"class": "dog", "count": 3}],
+            "prompt": "a photo of two dogs",
+        },
     ]
     path = tmp_path / "evaluation_metadata.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -55,7 +59,9 @@ def test_jsonl_errors_name_the_line(tmp_path):
 
 
 def test_dataset_folder_and_lists(tmp_path):
-    Dataset.from_dict({"prompt": ["a cat", "two dogs"], "category": ["single", "counting"]}).save_to_disk(tmp_path / "d")
+    Dataset.from_dict({"prompt": ["a cat", "two dogs"], "category": ["single", "counting"]}).save_to_disk(
+        tmp_path / "d"
+    )
     prompts = load_prompt_set(str(tmp_path / "d"))
     assert prompts.prompts == ["a cat", "two dogs"] and prompts.category_names == ["single", "counting"]
     Dataset.from_dict({"prompt": ["a cat", ""], "category": ["single", "counting"]}).save_to_disk(tmp_path / "bad")

@@ -36,8 +36,13 @@ categories:
 
 
 def shapes_eval():
-    verdicts = {"single": [1] * 10, "two_object": [1] * 8 + [0] * 2, "counting": [1] + [0] * 9,
-                "color_attr": [1] * 9 + [0], "position": [0] * 10}
+    verdicts = {
+        "single": [1] * 10,
+        "two_object": [1] * 8 + [0] * 2,
+        "counting": [1] + [0] * 9,
+        "color_attr": [1] * 9 + [0],
+        "position": [0] * 10,
+    }
     return make_result("base", verdicts)
 
 
@@ -93,8 +98,13 @@ def test_yaml_grammar_source(tmp_path):
     source = GrammarPromptSource.from_yaml(path)
     rng = random.Random(0)
     counting = source.draw("counting", 6, rng, {"a photo of two cats"})
-    assert set(counting) == {"a photo of three cats", "a photo of two dogs", "a photo of three dogs",
-                             "a photo of two buses", "a photo of three buses"}  # 5 new ones, then a repeat
+    assert set(counting) == {
+        "a photo of three cats",
+        "a photo of two dogs",
+        "a photo of three dogs",
+        "a photo of two buses",
+        "a photo of three buses",
+    }  # 5 new ones, then a repeat
     assert len(counting) == 6
     for prompt in source.draw("position", 8, rng, set()):
         words = prompt.split()
@@ -126,8 +136,14 @@ def test_lm_source_deduplicates_against_the_evaluation_and_itself():
 
     tokenizer = tiny_tokenizer()
     lines = ["a red dot", "A Red Dot", "blue square", "a green dot", "blue square", "a red dot", "red red", "x"]
-    source = LMPromptSource(ScriptedLM(tokenizer, lines), tokenizer, {"single": ["blue square", "a green dot"]},
-                            batch_size=4, max_rounds=2, validate=lambda p: p != "x")
+    source = LMPromptSource(
+        ScriptedLM(tokenizer, lines),
+        tokenizer,
+        {"single": ["blue square", "a green dot"]},
+        batch_size=4,
+        max_rounds=2,
+        validate=lambda p: p != "x",
+    )
     drawn = source.draw("single", 5, random.Random(0), exclude={"red red"})
     assert drawn == ["a red dot"]  # the rest: a case variant, examples, the evaluation prompt, repeats, rejected
     context = source.context("single", random.Random(0))
@@ -138,8 +154,9 @@ def test_lm_source_with_a_real_causal_lm_runs_generate():
     from trl_unified.testing.causal_lm import tiny_causal_lm
 
     model, tokenizer = tiny_causal_lm(seed=0)
-    source = LMPromptSource(model, tokenizer, {"single": ["a red dot", "a blue dot"]}, batch_size=3, max_rounds=1,
-                            max_new_tokens=5)
+    source = LMPromptSource(
+        model, tokenizer, {"single": ["a red dot", "a blue dot"]}, batch_size=3, max_rounds=1, max_new_tokens=5
+    )
     drawn = source.draw("single", 3, random.Random(0), exclude={"a green dot"})
     assert len(drawn) <= 3 and len({d.lower() for d in drawn}) == len(drawn)
     assert not {d.lower() for d in drawn} & {"a green dot", "a red dot", "a blue dot"}
@@ -151,9 +168,23 @@ def test_target_cli_writes_the_pool_and_report(tmp_path):
     from trl_unified.evaluation.evaluate import write_evaluation
 
     evaluation = shapes_eval()
-    write_evaluation(evaluation, [Image.new("RGB", (8, 8))] * evaluation.num_samples, tmp_path / "eval", html_report=False)
-    cmd = [sys.executable, "-m", "trl_unified.cli", "target", "--evaluation", str(tmp_path / "eval"), "--source",
-           "shapes", "--pool_size", "40", "--output_dir", str(tmp_path / "round1")]
+    write_evaluation(
+        evaluation, [Image.new("RGB", (8, 8))] * evaluation.num_samples, tmp_path / "eval", html_report=False
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "trl_unified.cli",
+        "target",
+        "--evaluation",
+        str(tmp_path / "eval"),
+        "--source",
+        "shapes",
+        "--pool_size",
+        "40",
+        "--output_dir",
+        str(tmp_path / "round1"),
+    ]
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| position | 100.0% |" in result.stdout

@@ -329,8 +329,9 @@ def test_reproducibility_on_the_shapes_model(dtype):
     model = model.to(dtype)
     adapter = get_adapter(model, tokenizer)
     prompts = default_eval_prompts(8, 0)[:12]
-    config = SamplingConfig(mode="unified", max_text_tokens=48, guidance_scale=3.0, batch_size=24, seed=0,
-                            decode_images=False)
+    config = SamplingConfig(
+        mode="unified", max_text_tokens=48, guidance_scale=3.0, batch_size=24, seed=0, decode_images=False
+    )
 
     def sample(**changes):
         samples = generate_samples(model, adapter, prompts, 2, dataclasses.replace(config, **changes), progress=False)

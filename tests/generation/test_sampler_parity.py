@@ -64,8 +64,15 @@ def test_janus_image_tokens_equal_transformers_generate(janus, seed, temperature
         num_return_sequences=num_samples,  # rows prompt-major: p0 s0, p0 s1, p1 s0, p1 s1
     )
     got = image_codes(
-        model, adapter, PROMPTS, num_samples, guidance_scale=3.0, seed=seed,
-        image_temperature=temperature, image_top_k=top_k, image_top_p=top_p,
+        model,
+        adapter,
+        PROMPTS,
+        num_samples,
+        guidance_scale=3.0,
+        seed=seed,
+        image_temperature=temperature,
+        image_top_k=top_k,
+        image_top_p=top_p,
     )
     assert expected.shape == got.shape == (2 * num_samples, adapter.num_image_tokens)
     assert torch.equal(got, expected)
@@ -90,13 +97,28 @@ def test_emu3_image_tokens_equal_transformers_constrained_generate(emu3, guidanc
             ]
         )
     reference = emu3_reference_image_generation(
-        model, processor, PROMPTS, guidance_scale=guidance_scale, seed=seed, negative_prompt_ids=negative,
-        do_sample=temperature > 0, temperature=temperature or 1.0, top_k=top_k, top_p=top_p,
+        model,
+        processor,
+        PROMPTS,
+        guidance_scale=guidance_scale,
+        seed=seed,
+        negative_prompt_ids=negative,
+        do_sample=temperature > 0,
+        temperature=temperature or 1.0,
+        top_k=top_k,
+        top_p=top_p,
     )
     assert not (reference.prompt_ids == processor.tokenizer.pad_token_id).any()  # equal lengths: no padding
     got = image_codes(
-        model, adapter, PROMPTS, 1, guidance_scale=guidance_scale, seed=seed,
-        image_temperature=temperature, image_top_k=top_k, image_top_p=top_p,
+        model,
+        adapter,
+        PROMPTS,
+        1,
+        guidance_scale=guidance_scale,
+        seed=seed,
+        image_temperature=temperature,
+        image_top_k=top_k,
+        image_top_p=top_p,
     )
     assert torch.equal(got, reference.codes)
 

@@ -350,7 +350,9 @@ def test_tiny_janus_round_trips_through_save_pretrained(janus, tmp_path):
 
     loaded_adapter = JanusAdapter(loaded, loaded_processor)
     assert (loaded_adapter.boi_token_id, loaded_adapter.eoi_token_id, loaded_adapter.pad_token_id) == (
-        adapter.boi_token_id, adapter.eoi_token_id, adapter.pad_token_id,
+        adapter.boi_token_id,
+        adapter.eoi_token_id,
+        adapter.pad_token_id,
     )
     prompt = "blue dot right of a red square"
     assert loaded_adapter.tokenize_prompt(prompt) == adapter.tokenize_prompt(prompt)

@@ -14,7 +14,11 @@ from trl_unified.testing.janus import tiny_janus
 
 def batch_for(adapter, images=(True, False)):
     rows = [
-        {"prompt": "red dot", "reasoning": "plan : left", "image_tokens": [i % adapter.codebook_size for i in range(adapter.num_image_tokens)] if image else None}
+        {
+            "prompt": "red dot",
+            "reasoning": "plan : left",
+            "image_tokens": [i % adapter.codebook_size for i in range(adapter.num_image_tokens)] if image else None,
+        }
         for image in images
     ]
     return DataCollatorForInterleavedSequences(adapter)(rows)
@@ -29,10 +33,14 @@ def test_image_logps_go_through_a_lora_layer_on_the_shared_vocabulary_head(build
     peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=targets, init_lora_weights=False)).eval()
     batch = batch_for(adapter)
     with torch.no_grad():
-        logps = adapter.token_logps(peft_model, batch["input_ids"], batch["attention_mask"], batch["modality"], batch["labels"])
+        logps = adapter.token_logps(
+            peft_model, batch["input_ids"], batch["attention_mask"], batch["modality"], batch["labels"]
+        )
         logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
         with peft_model.disable_adapter():
-            base_logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            base_logits = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[
+                :, :-1
+            ]
     labels, modality = batch["labels"][:, 1:], batch["modality"][:, 1:]
     image = (labels != -100) & (modality == IMAGE)
     text = (labels != -100) & (modality == TEXT)
@@ -54,7 +62,12 @@ def test_training_forward_returns_per_sample_losses_and_touches_every_head(build
     install_training_forward(model, adapter)  # idempotent
     model.train()
     batch = batch_for(adapter, images=(False, False))  # no image row at all
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"], modality=batch["modality"])
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=batch["labels"],
+        modality=batch["modality"],
+    )
     assert isinstance(out, ModalityLosses) and out.loss_sum.shape == out.count.shape == (2, 2)
     assert out.count[:, IMAGE].sum() == 0 and (out.count[:, TEXT] > 0).all()
     logps = adapter.token_logps(model, batch["input_ids"], batch["attention_mask"], batch["modality"], batch["labels"])
@@ -89,7 +102,9 @@ def test_training_forward_survives_a_deep_copy_and_accelerate_unwrapping():
         torch.testing.assert_close(model(**inputs).loss_sum, before)
         # accelerate's mixed-precision wrapper, then unwrapping with keep_fp32_wrapper=False (what Trainer saving does)
         model._original_forward = model.forward
-        model.forward = MethodType(convert_outputs_to_fp32(torch.autocast("cpu", enabled=False)(model.forward.__func__)), model)
+        model.forward = MethodType(
+            convert_outputs_to_fp32(torch.autocast("cpu", enabled=False)(model.forward.__func__)), model
+        )
         torch.testing.assert_close(model(**inputs).loss_sum, before)
         extract_model_from_parallel(model, keep_fp32_wrapper=False)
         torch.testing.assert_close(model(**inputs).loss_sum, before)

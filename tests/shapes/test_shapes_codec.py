@@ -49,8 +49,16 @@ def test_noisy_image_encodes_to_nearest_palette(codec):
 
 @pytest.mark.parametrize(
     "rgb, code",
-    [((200, 60, 60), 1), ((250, 150, 30), 6), ((30, 30, 30), 0), ((235, 235, 200), 7), ((60, 100, 200), 3),
-     ((150, 80, 190), 5), ((230, 210, 70), 4), ((70, 170, 90), 2)],
+    [
+        ((200, 60, 60), 1),
+        ((250, 150, 30), 6),
+        ((30, 30, 30), 0),
+        ((235, 235, 200), 7),
+        ((60, 100, 200), 3),
+        ((150, 80, 190), 5),
+        ((230, 210, 70), 4),
+        ((70, 170, 90), 2),
+    ],
 )
 def test_encode_uses_nearest_palette_colour_of_cell_mean(codec, rgb, code):
     pixels = np.zeros((64, 64, 3), dtype=np.uint8)

@@ -91,8 +91,13 @@ def test_spec_constructor_validates():
 def test_grammar_space_sizes_and_round_trip():
     sizes = {category: len(all_prompt_specs(category)) for category in CATEGORIES}
     # 7 colours x 4 shapes = 28 objects; a/one per phrase.
-    assert sizes == {"single": 28 * 2, "counting": 28 * 3, "two_object": 28 * 21 * 4, "color_attr": 28 * 6 * 4,
-                     "position": 28 * 27 * 4 * 4}
+    assert sizes == {
+        "single": 28 * 2,
+        "counting": 28 * 3,
+        "two_object": 28 * 21 * 4,
+        "color_attr": 28 * 6 * 4,
+        "position": 28 * 27 * 4 * 4,
+    }
     for category in CATEGORIES:
         texts = [spec.to_text() for spec in all_prompt_specs(category)]
         assert len(set(texts)) == len(texts)
@@ -159,8 +164,11 @@ def test_generate_exclude_skips_rewordings():
     specs = generate_prompts(len(all_prompt_specs("single")) - 2, categories=["single"], exclude=excluded)
     assert not {"a red square", "one red square"} & {s.to_text() for s in specs}
     positions = generate_prompts(2000, categories=["position", "two_object"], exclude=excluded, as_text=True)
-    for reworded in ("one red square left of a blue dot", "a blue dot right of a red square",
-                     "one yellow hbar and a green dot"):
+    for reworded in (
+        "one red square left of a blue dot",
+        "a blue dot right of a red square",
+        "one yellow hbar and a green dot",
+    ):
         assert reworded not in positions
     assert "a blue dot left of a red square" in generate_prompts(
         len(all_prompt_specs("position")) - 8, categories=["position"], exclude=excluded, as_text=True

@@ -91,8 +91,14 @@ def test_random_scenes_verify_as_correct():
 
 def test_random_scenes_verify_from_images_for_hardest_prompts():
     rng = random.Random(1)
-    for text in ["four blue squares", "four red vbars", "four white hbars", "a red square below a blue square",
-                 "a red vbar right of a blue vbar", "one green hbar above a green dot"]:
+    for text in [
+        "four blue squares",
+        "four red vbars",
+        "four white hbars",
+        "a red square below a blue square",
+        "a red vbar right of a blue vbar",
+        "one green hbar above a green dot",
+    ]:
         for _ in range(10):
             scene = random_scene_for(text, rng)
             assert verify(text, render_image(scene)).correct

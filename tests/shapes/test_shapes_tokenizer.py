@@ -38,11 +38,20 @@ def test_word_level_with_bos(tokenizer):
 
 def test_special_tokens(tokenizer):
     assert (tokenizer.pad_token, tokenizer.bos_token, tokenizer.eos_token, tokenizer.unk_token) == (
-        "<pad>", "<bos>", "<eos>", "<unk>")
+        "<pad>",
+        "<bos>",
+        "<eos>",
+        "<unk>",
+    )
     assert tokenizer.pad_token_id == 0 and tokenizer.bos_token_id == 1 and tokenizer.eos_token_id == 2
     ids = tokenizer("<boi> <img_3> <img_0> <img_7> <eoi>", add_special_tokens=False).input_ids
-    assert ids == [VOCAB.index("<boi>"), IMAGE_TOKEN_OFFSET + 3, IMAGE_TOKEN_OFFSET, IMAGE_TOKEN_OFFSET + 7,
-                   VOCAB.index("<eoi>")]
+    assert ids == [
+        VOCAB.index("<boi>"),
+        IMAGE_TOKEN_OFFSET + 3,
+        IMAGE_TOKEN_OFFSET,
+        IMAGE_TOKEN_OFFSET + 7,
+        VOCAB.index("<eoi>"),
+    ]
 
 
 def test_image_tokens_are_contiguous(tokenizer):
@@ -71,8 +80,11 @@ def test_save_and_load_round_trip(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(str(tmp_path))
     assert loaded.get_vocab() == tokenizer.get_vocab()
-    texts = ["a red square left of a blue dot", "plan : red square at row 2 col 3 ; blue dot at row 5 col 6 .",
-             "<boi> <img_1> <img_6> <eoi> four white hbars"]
+    texts = [
+        "a red square left of a blue dot",
+        "plan : red square at row 2 col 3 ; blue dot at row 5 col 6 .",
+        "<boi> <img_1> <img_6> <eoi> four white hbars",
+    ]
     for text in texts:
         assert loaded(text).input_ids == tokenizer(text).input_ids
     assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id, loaded.unk_token_id) == (0, 1, 2, 3)

@@ -151,8 +151,15 @@ def _numbers(dataset, column, rows, *, required, allowed, needs: str, what: str)
 
 
 def _settings(args: Any) -> str:
-    names = ("reward_weighting", "beta", "weight_normalization", "max_weight", "filter_top_fraction",
-             "filter_threshold", "keep_constant_groups")
+    names = (
+        "reward_weighting",
+        "beta",
+        "weight_normalization",
+        "max_weight",
+        "filter_top_fraction",
+        "filter_threshold",
+        "keep_constant_groups",
+    )
     return ", ".join(f"{name}={getattr(args, name)!r}" for name in names)
 
 
@@ -184,18 +191,26 @@ def _modality_weights(dataset, args, modality, rows, groups, sources, has_reason
     )
     reward_column, weight_column = getattr(args, f"{modality}_reward_column"), f"{modality}_weight"
     if args.reward_weighting == "none" and weight_column in dataset.column_names:  # precomputed, used as given
-        values, present = _numbers(dataset, weight_column, rows, required=required, allowed=allowed, needs=needs,
-                                   what="weight")
+        values, present = _numbers(
+            dataset, weight_column, rows, required=required, allowed=allowed, needs=needs, what="weight"
+        )
         return np.flatnonzero(present), values[present], None
     if args.reward_weighting == "none" or reward_column is None:
         return np.flatnonzero(allowed), np.ones(int(allowed.sum())), None
-    rewards, present = _numbers(dataset, reward_column, rows, required=required, allowed=allowed, needs=needs,
-                                what="reward")
+    rewards, present = _numbers(
+        dataset, reward_column, rows, required=required, allowed=allowed, needs=needs, what="reward"
+    )
     idx = np.flatnonzero(present)
     w = compute_weights(
-        rewards[idx], scheme=args.reward_weighting, beta=args.beta, groups=_pick(groups, idx),
-        sources=_pick(sources, idx), normalization=args.weight_normalization, max_weight=args.max_weight,
-        filter_top_fraction=args.filter_top_fraction, filter_threshold=args.filter_threshold,
+        rewards[idx],
+        scheme=args.reward_weighting,
+        beta=args.beta,
+        groups=_pick(groups, idx),
+        sources=_pick(sources, idx),
+        normalization=args.weight_normalization,
+        max_weight=args.max_weight,
+        filter_top_fraction=args.filter_top_fraction,
+        filter_threshold=args.filter_threshold,
         keep_constant_groups=args.keep_constant_groups,
     )
     return idx, w, rewards[idx]
@@ -248,8 +263,12 @@ def add_weights(
         for source in dict.fromkeys(row_sources or []):
             mask = np.array([s == source for s in row_sources], dtype=bool)
             by_source.setdefault(str(source), {})[modality] = _stats(
-                w[mask], None if rewards is None else rewards[mask], _pick(row_groups, np.flatnonzero(mask)), args,
-                f"{modality} (source {source!r})", split,
+                w[mask],
+                None if rewards is None else rewards[mask],
+                _pick(row_groups, np.flatnonzero(mask)),
+                args,
+                f"{modality} (source {source!r})",
+                split,
             )
         full = np.zeros(n)
         full[idx] = w

@@ -114,7 +114,13 @@ class EvalResult:
 
     @classmethod
     def from_rows(
-        cls, name: str, mode: str, rows: list[dict], metric: str, threshold: float, confidence: float = 0.95,
+        cls,
+        name: str,
+        mode: str,
+        rows: list[dict],
+        metric: str,
+        threshold: float,
+        confidence: float = 0.95,
         folder: str | None = None,
     ) -> EvalResult:
         by_category: dict[str, list[dict]] = {}
@@ -284,8 +290,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_evaluation(result: EvalResult, images: Sequence[Any], folder: Path, grid_size: int = 8,
-                     html_report: bool = True) -> None:
+def write_evaluation(
+    result: EvalResult, images: Sequence[Any], folder: Path, grid_size: int = 8, html_report: bool = True
+) -> None:
     """``samples.jsonl``, ``images/``, ``grid.png``, ``results.json`` and ``report.html`` in ``folder`` (which
     becomes ``result.folder``)."""
     from .grid import image_grid

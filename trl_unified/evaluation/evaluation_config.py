@@ -58,8 +58,10 @@ class EvaluationConfig(SamplingConfig):
     # ----- rewards -----
     image_rewards: list[str] = field(
         default_factory=list,
-        metadata={"help": "Image rewards/verifiers as `load_reward` specs (`vqascore:<model>`, `clip:<model>`, "
-                  "`python:<module>:<function>`, a registered name)."},
+        metadata={
+            "help": "Image rewards/verifiers as `load_reward` specs (`vqascore:<model>`, `clip:<model>`, "
+            "`python:<module>:<function>`, a registered name)."
+        },
     )
     image_reward_weights: list[float] | None = field(default=None, metadata={"help": "One weight per image reward."})
     text_rewards: list[str] = field(
@@ -69,8 +71,10 @@ class EvaluationConfig(SamplingConfig):
     reward_device: str | None = field(default=None, metadata={"help": "Device for model-based rewards."})
     metric: str = field(
         default="image_reward",
-        metadata={"help": "Column that scores a sample: `image_reward`, `text_reward` or a reward column such as "
-                  "`image/vqascore`."},
+        metadata={
+            "help": "Column that scores a sample: `image_reward`, `text_reward` or a reward column such as "
+            "`image/vqascore`."
+        },
     )
     threshold: float = field(default=0.5, metadata={"help": "A sample is correct when its metric is >= this."})
     confidence: float = field(default=0.95, metadata={"help": "Confidence level of the intervals."})
@@ -82,8 +86,10 @@ class EvaluationConfig(SamplingConfig):
     )
     geneval_layout: bool = field(
         default=False,
-        metadata={"help": "Also write the images in GenEval's layout (`geneval/<index>/samples/NNNN.png`, "
-                  "`metadata.jsonl`) for GenEval's own scorer."},
+        metadata={
+            "help": "Also write the images in GenEval's layout (`geneval/<index>/samples/NNNN.png`, "
+            "`metadata.jsonl`) for GenEval's own scorer."
+        },
     )
     report_to: list[str] | None = field(
         default=None, metadata={"help": "Also log the samples table and images to these reporters (`wandb`)."}

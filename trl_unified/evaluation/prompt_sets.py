@@ -70,9 +70,7 @@ def _check(prompt: Any, category: Any, where: str) -> tuple[str, str]:
     return prompt.strip(), category.strip()
 
 
-def _categorized(
-    prompt: Any, category: Any, categorize: Callable[[str], str] | None, where: str
-) -> tuple[str, str]:
+def _categorized(prompt: Any, category: Any, categorize: Callable[[str], str] | None, where: str) -> tuple[str, str]:
     if category is None and isinstance(prompt, str) and prompt.strip():
         try:
             category = categorize(prompt.strip()) if categorize else DEFAULT_CATEGORY
@@ -156,7 +154,9 @@ def load_prompt_set(
                     raise TypeError(f"{name}, line {number}: expected a JSON object, got {type(row).__name__}")
                 rows.append(row)
                 numbers.append(number)
-            columns = _from_rows(rows, lambda i: f"{name}, line {numbers[i]}", prompt_column, category_column, categorize)
+            columns = _from_rows(
+                rows, lambda i: f"{name}, line {numbers[i]}", prompt_column, category_column, categorize
+            )
             prompt_set = PromptSet(*columns, source=name)
         else:
             from ..data.loading import load_any_dataset

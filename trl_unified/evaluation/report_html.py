@@ -133,8 +133,10 @@ def write_report(
     data = _jsonable(report_data(evaluations, path.parent.resolve(), embed_max_side))
     title = title or " vs ".join(e.name for e in evaluations)
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    page = _PAGE.replace("__TITLE__", html.escape(title)).replace("__DATA__", payload).replace(
-        "__PAGE_SIZE__", str(PAGE_SIZE)
+    page = (
+        _PAGE.replace("__TITLE__", html.escape(title))
+        .replace("__DATA__", payload)
+        .replace("__PAGE_SIZE__", str(PAGE_SIZE))
     )
     path.write_text(page, encoding="utf-8")
     return path

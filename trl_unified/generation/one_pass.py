@@ -108,11 +108,15 @@ class OnePassSampler:
         self.text_head, self.image_head = adapter.sampling_heads(model)
         self.plan = ImagePlan.from_adapter(adapter, device)
         # transformers >= 5 calls the cache `cache` (`past_key_values` is a deprecated alias until 5.40)
-        self.cache_key = "cache" if "cache" in inspect.signature(self.backbone.forward).parameters else "past_key_values"
+        self.cache_key = (
+            "cache" if "cache" in inspect.signature(self.backbone.forward).parameters else "past_key_values"
+        )
         self.blocked = torch.tensor(adapter.text_blocked_ids(), dtype=torch.long, device=device)
         self.text_sampling = {"temperature": config.temperature, "top_k": config.top_k, "top_p": config.top_p}
         self.image_sampling = {
-            "temperature": config.image_temperature, "top_k": config.image_top_k, "top_p": config.image_top_p
+            "temperature": config.image_temperature,
+            "top_k": config.image_top_k,
+            "top_p": config.image_top_p,
         }
         self._image_space: DrawSpace | None = None
 
@@ -234,8 +238,10 @@ class OnePassSampler:
             # Every lane feeds `width` of its pending tokens: all of them at the first forward (the prompts), else as
             # many as every lane has, so no lane pads (a row feeding its size header or a row marker while the others
             # feed one token takes one token per step, without drawing, until its queue is empty).
-            pending = [(rows[i].guidance_feed, rows[i].guidance_modality) if g else (rows[i].feed, rows[i].modality)
-                       for i, g in lanes]
+            pending = [
+                (rows[i].guidance_feed, rows[i].guidance_modality) if g else (rows[i].feed, rows[i].modality)
+                for i, g in lanes
+            ]
             width = max(len(f) for f, _ in pending) if mask is None else min(len(f) for f, _ in pending)
             ids, new_mask = _right_aligned([f[:width] for f, _ in pending], pad, device)
             modality, _ = _right_aligned([m[:width] for _, m in pending], TEXT, device)

@@ -108,8 +108,10 @@ class SamplingConfig:
     )
     seed: int | None = field(
         default=0,
-        metadata={"help": "Seed of the sampler's own generators (the global RNG is untouched). None: draw one "
-                  "from torch's global RNG (reproducible under torch.manual_seed)."},
+        metadata={
+            "help": "Seed of the sampler's own generators (the global RNG is untouched). None: draw one "
+            "from torch's global RNG (reproducible under torch.manual_seed)."
+        },
     )
     rng: str = field(
         default="row",

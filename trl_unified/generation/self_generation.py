@@ -78,7 +78,6 @@ def regenerate_sample(
     return samples[int(row["sample_index"])]
 
 
-
 def _generate_shard(
     model,
     adapter: UnifiedModelAdapter,
@@ -128,7 +127,6 @@ def _generate_shard(
         **extra_values,
     }
     return Dataset.from_dict(columns, features=features)
-
 
 
 @gathers_parameters  # ZeRO-3: whole parameters, gathered once on every process
@@ -242,7 +240,6 @@ def self_generate(
 
         report_samples("self_generation", *dataset_rows(dataset), report_to=config.report_to, callbacks=callbacks)
     return dataset
-
 
 
 def _generate_shards(

@@ -196,7 +196,9 @@ class UnifiedModelAdapter(ABC):
         return [t if t in keep else self.pad_token_id for t in ids]
 
     # ----- model plumbing -------------------------------------------------------------------------------------------
-    def input_embeddings(self, model: nn.Module, input_ids: torch.Tensor, modality: torch.Tensor) -> torch.Tensor | None:
+    def input_embeddings(
+        self, model: nn.Module, input_ids: torch.Tensor, modality: torch.Tensor
+    ) -> torch.Tensor | None:
         """Input embeddings for an interleaved batch, or ``None`` when ``input_ids`` can be fed as they are."""
         return None
 
@@ -229,7 +231,12 @@ class UnifiedModelAdapter(ABC):
         inputs = {"input_ids": input_ids} if embeds is None else {"inputs_embeds": embeds}
         kwargs.setdefault("use_cache", False)
         outputs = (forward or model)(
-            **inputs, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1, return_dict=True, **kwargs
+            **inputs,
+            attention_mask=attention_mask,
+            output_hidden_states=True,
+            logits_to_keep=1,
+            return_dict=True,
+            **kwargs,
         )
         return outputs.hidden_states[-1], outputs
 

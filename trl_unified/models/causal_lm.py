@@ -102,7 +102,9 @@ class CausalLMAdapter(SharedVocabularyAdapter):
         if missing:
             raise ValueError(f"config.unified_image is missing {missing}; see trl_unified.models.causal_lm.")
         self.spec = spec
-        self.image_token_ids = [self.token_id(spec["image_token_template"].format(i)) for i in range(spec["codebook_size"])]
+        self.image_token_ids = [
+            self.token_id(spec["image_token_template"].format(i)) for i in range(spec["codebook_size"])
+        ]
         self.boi_token_id = self.token_id(spec["boi_token"])
         self.eoi_token_id = self.token_id(spec["eoi_token"])
         self.codec = load_codec(spec["image_codec"]) if spec.get("image_codec") else None

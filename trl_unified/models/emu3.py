@@ -119,7 +119,11 @@ class Emu3Adapter(SharedVocabularyAdapter):
         if self.tokenizer.eos_token_id is None or self.tokenizer.bos_token_id is None:
             raise ValueError("The Emu3 tokenizer needs a bos_token and an eos_token.")
         visual = set(self.image_token_ids)
-        for name, token_id in (("begin-of-image", self.boi_token_id), ("eos", self.eos_token_id), ("pad", self.pad_token_id)):
+        for name, token_id in (
+            ("begin-of-image", self.boi_token_id),
+            ("eos", self.eos_token_id),
+            ("pad", self.pad_token_id),
+        ):
             if token_id in visual:
                 raise ValueError(f"The {name} id {token_id} is a visual token.")
 
@@ -180,7 +184,14 @@ class Emu3Adapter(SharedVocabularyAdapter):
     def image_layout(self) -> list[int | None]:
         """``"{h}*{w}" <|image token|> ([w codes] <|extra_200|>) x h <|extra_201|> <|image end|> EOS``."""
         row = [None] * self._width + [self._eol]
-        return [*self._header, self._image_wrapper, *(row * self._height), self._eof, self.eoi_token_id, self.eos_token_id]
+        return [
+            *self._header,
+            self._image_wrapper,
+            *(row * self._height),
+            self._eof,
+            self.eoi_token_id,
+            self.eos_token_id,
+        ]
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """``Emu3Processor``'s text ids: the processor prepends BOS as text (the tokenizer adds none)."""

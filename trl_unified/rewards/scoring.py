@@ -84,9 +84,7 @@ def _finite_mean(values: Sequence[float | None]) -> float:
 def _as_list(output: Any, column: str, expected: int) -> list[Any]:
     """Turn a reward's output into a list, insisting on one value per sample."""
     if output is None or isinstance(output, (str, bytes)) or not hasattr(output, "__len__"):
-        raise ValueError(
-            f"reward {column!r} must return a list with one value per sample, got {type(output).__name__}"
-        )
+        raise ValueError(f"reward {column!r} must return a list with one value per sample, got {type(output).__name__}")
     values = list(output)
     if len(values) != expected:
         raise ValueError(f"reward {column!r} returned {len(values)} values for a batch of {expected} samples")

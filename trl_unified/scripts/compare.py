@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 @dataclass
 class CompareConfig:
     evaluations: list[str] = field(
-        default_factory=list, metadata={"help": "Evaluation folders (written by `trl-unified evaluate`); first = baseline."}
+        default_factory=list,
+        metadata={"help": "Evaluation folders (written by `trl-unified evaluate`); first = baseline."},
     )
     output_dir: str | None = field(default=None, metadata={"help": "Where the comparison and report are written."})
     metric: str = field(default="accuracy", metadata={"help": "`accuracy` (share correct) or `score` (mean metric)."})

@@ -1,7 +1,7 @@
 """`trl-unified demo`: the whole method on the embedded shapes world (see `trl_unified.shapes.demo`).
 
-    trl-unified demo --output-dir outputs/demo          # the default run (minutes on a laptop CPU)
-    trl-unified demo --quick --output-dir /tmp/demo     # a small version, for tests
+trl-unified demo --output-dir outputs/demo          # the default run (minutes on a laptop CPU)
+trl-unified demo --quick --output-dir /tmp/demo     # a small version, for tests
 """
 
 from __future__ import annotations

@@ -136,12 +136,18 @@ def run(config) -> list:
 
 def summary(result) -> str:
     """A few lines for the terminal."""
-    lines = [(f"{result.name}: {result.num_samples} samples, metric {result.metric} >= {result.threshold}, "
-             f"switch rate {100 * result.switch_rate:.1f}%, mean reasoning {result.mean_reasoning_tokens:.1f} tokens")]
+    lines = [
+        (
+            f"{result.name}: {result.num_samples} samples, metric {result.metric} >= {result.threshold}, "
+            f"switch rate {100 * result.switch_rate:.1f}%, mean reasoning {result.mean_reasoning_tokens:.1f} tokens"
+        )
+    ]
     for category, r in [*result.categories.items(), ("all", result.overall)]:
         a = r.accuracy
-        lines.append(f"  {category:<16} accuracy {100 * a.estimate:5.1f}% [{100 * a.low:5.1f}, {100 * a.high:5.1f}]"
-                     f"  score {r.score.estimate:.3f}  (n={r.num_samples})")
+        lines.append(
+            f"  {category:<16} accuracy {100 * a.estimate:5.1f}% [{100 * a.low:5.1f}, {100 * a.high:5.1f}]"
+            f"  score {r.score.estimate:.3f}  (n={r.num_samples})"
+        )
     if result.folder:
         lines.append(f"  written to {result.folder} (report.html)")
     return "\n".join(lines)

@@ -20,8 +20,10 @@ class TargetConfig:
     evaluation: str | None = field(default=None, metadata={"help": "Evaluation folder (`trl-unified evaluate`)."})
     source: str | None = field(
         default=None,
-        metadata={"help": "Prompt source: a categorised prompt set (file, folder or Hub id), a YAML grammar "
-                  "(`.yaml`/`.yml`), or `shapes` (the shapes grammar)."},
+        metadata={
+            "help": "Prompt source: a categorised prompt set (file, folder or Hub id), a YAML grammar "
+            "(`.yaml`/`.yml`), or `shapes` (the shapes grammar)."
+        },
     )
     pool_size: int = field(default=1000, metadata={"help": "N: prompts in the pool."})
     min_share: float = field(default=0.1, metadata={"help": "Every category keeps at least this share of the pool."})
@@ -32,8 +34,10 @@ class TargetConfig:
     output_dir: str | None = field(default=None, metadata={"help": "Where pool.jsonl and the report go."})
     lm_model: str | None = field(
         default=None,
-        metadata={"help": "Generate new prompts with this text model (causal LM), few-shot from `--source` (default: "
-                  "the evaluation's prompts), de-duplicated against the evaluation prompts."},
+        metadata={
+            "help": "Generate new prompts with this text model (causal LM), few-shot from `--source` (default: "
+            "the evaluation's prompts), de-duplicated against the evaluation prompts."
+        },
     )
     lm_max_new_tokens: int = field(default=40, metadata={"help": "Tokens per generated prompt."})
     lm_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the text model."})

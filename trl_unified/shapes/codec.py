@@ -34,9 +34,7 @@ def check_codes(codes) -> list[int]:
     array = array.astype(np.int64)
     bad = np.flatnonzero((array < 0) | (array >= len(PALETTE)))
     if bad.size:
-        raise ValueError(
-            f"code {int(array[bad[0]])} at position {int(bad[0])} is out of range [0, {len(PALETTE) - 1}]"
-        )
+        raise ValueError(f"code {int(array[bad[0]])} at position {int(bad[0])} is out of range [0, {len(PALETTE) - 1}]")
     return [int(code) for code in array]
 
 

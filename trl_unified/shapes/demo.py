@@ -53,7 +53,9 @@ class DemoConfig:
     min_category_share: float = field(
         default=0.1, metadata={"help": "Every category keeps at least this share of the pool, however good it is."}
     )
-    reward_weighting: str = field(default="exp", metadata={"help": "RWR weighting (see RewardWeightedMultimodalConfig)."})
+    reward_weighting: str = field(
+        default="exp", metadata={"help": "RWR weighting (see RewardWeightedMultimodalConfig)."}
+    )
     beta: float = field(default=0.05, metadata={"help": "Temperature of the exp weighting (rewards are in [0, 1])."})
     learning_rate: float = field(default=2e-3, metadata={"help": "Post-training learning rate."})
     epochs: float = field(default=3.0, metadata={"help": "Post-training epochs over each round's samples."})
@@ -80,7 +82,6 @@ class DemoConfig:
             self.samples_per_prompt = min(self.samples_per_prompt, 2)
             self.epochs = min(self.epochs, 1.0)
             self.batch_size = min(self.batch_size, 8)
-
 
     def _check(self) -> None:
         """Every option, before minutes of work: a bad value fails at once, naming the option."""
@@ -193,7 +194,9 @@ def post_train(model, tokenizer, dataset, cfg: DemoConfig, folder: Path):
 
 def summary_table(base: dict[str, EvalResult], rounds: list[EvalResult]) -> str:
     """Before/after accuracy per category and switch rate, as a text table."""
-    columns = [(f"base {r.mode}", r) for r in base.values()] + [(f"round {i + 1} unified", r) for i, r in enumerate(rounds)]
+    columns = [(f"base {r.mode}", r) for r in base.values()] + [
+        (f"round {i + 1} unified", r) for i, r in enumerate(rounds)
+    ]
     header = f"{'category':<12}" + "".join(f"{name:>20}" for name, _ in columns)
     lines = [header, "-" * len(header)]
     for category in CATEGORIES:
@@ -241,8 +244,10 @@ def run_demo(cfg: DemoConfig) -> dict:
             name=name,
             report_to=cfg.report_to,
         )
-        print(f"[{time.time() - start:6.0f}s] {name}: mean accuracy {100 * result.mean_accuracy:.1f}%, "
-              f"switch rate {100 * result.switch_rate:.1f}%")
+        print(
+            f"[{time.time() - start:6.0f}s] {name}: mean accuracy {100 * result.mean_accuracy:.1f}%, "
+            f"switch rate {100 * result.switch_rate:.1f}%"
+        )
         return result
 
     # image_only (no reasoning) too: the base model's best mode is the bar post-training has to clear.
@@ -258,9 +263,13 @@ def run_demo(cfg: DemoConfig) -> dict:
         write_pool(pool, report, folder)
         weakest = sorted(current.accuracy, key=current.accuracy.get)[:2]
         reports.append({"round": round_index, "weakest": weakest, **report.to_dict()})
-        print(f"[{time.time() - start:6.0f}s] round {round_index}: weakest {weakest}; pool shares "
-              + ", ".join(f"{c} {100 * s:.0f}%" for c, s in report.shares.items()))
-        dataset = self_generate_round(model, tokenizer, [p["prompt"] for p in pool], cfg, sampling, folder / "generated")
+        print(
+            f"[{time.time() - start:6.0f}s] round {round_index}: weakest {weakest}; pool shares "
+            + ", ".join(f"{c} {100 * s:.0f}%" for c, s in report.shares.items())
+        )
+        dataset = self_generate_round(
+            model, tokenizer, [p["prompt"] for p in pool], cfg, sampling, folder / "generated"
+        )
         model = post_train(model, tokenizer, dataset, cfg, folder / "train")
         current = evaluate(f"round{round_index}_unified", "unified")
         rounds.append(current)
@@ -277,7 +286,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     tokenizer.save_pretrained(out / "model")
     summary = {
         "config": asdict(cfg),
-        "base": {m: {"accuracy": r.accuracy, "mean": r.mean_accuracy, "switch_rate": r.switch_rate} for m, r in base.items()},
+        "base": {
+            m: {"accuracy": r.accuracy, "mean": r.mean_accuracy, "switch_rate": r.switch_rate} for m, r in base.items()
+        },
         "rounds": [{"accuracy": r.accuracy, "mean": r.mean_accuracy, "switch_rate": r.switch_rate} for r in rounds],
         "weakness_reports": reports,
         "comparison": comparison.to_dict() if comparison is not None else None,
@@ -286,9 +297,11 @@ def run_demo(cfg: DemoConfig) -> dict:
         "table": table,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\nunified accuracy {100 * final.mean_accuracy:.1f}% vs base best ({best.mode}) {100 * best.mean_accuracy:.1f}% "
-          f"({summary['improvement_over_base_best_points']:+.1f} points); switch rate {100 * final.switch_rate:.1f}%; "
-          f"{summary['seconds']:.0f}s; outputs in {out}")
+    print(
+        f"\nunified accuracy {100 * final.mean_accuracy:.1f}% vs base best ({best.mode}) {100 * best.mean_accuracy:.1f}% "
+        f"({summary['improvement_over_base_best_points']:+.1f} points); switch rate {100 * final.switch_rate:.1f}%; "
+        f"{summary['seconds']:.0f}s; outputs in {out}"
+    )
     return summary
 
 

@@ -194,7 +194,7 @@ def parse_prompt(text: str) -> PromptSpec:
         raise ValueError(f"expected 'and' or a relation {RELATIONS} at word 4, got {joiner!r}")
     second = _parse_phrase(words, rest)
     if len(words) != rest + 3:
-        raise ValueError(f"unexpected words after the second object phrase: {' '.join(words[rest + 3:])!r}")
+        raise ValueError(f"unexpected words after the second object phrase: {' '.join(words[rest + 3 :])!r}")
     if relation is not None:
         category = "position"
     else:
@@ -329,9 +329,7 @@ def is_held_out(prompt: str | PromptSpec, eval_fraction: float = 0.1, seed: int 
     return int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction
 
 
-def split_prompts(
-    prompts: Sequence[str | PromptSpec], eval_fraction: float = 0.1, seed: int = 0
-) -> tuple[list, list]:
+def split_prompts(prompts: Sequence[str | PromptSpec], eval_fraction: float = 0.1, seed: int = 0) -> tuple[list, list]:
     """Split prompts into (train, eval) with `is_held_out`; disjoint, order-preserving and deterministic."""
     train, held_out = [], []
     for prompt in prompts:

@@ -96,8 +96,10 @@ def plan_score(prompt: str | PromptSpec, reasoning: str) -> float:
         slot = 1
         found_a = [obj for obj in scene if obj.key == spec.objects[0].key]
         found_b = [obj for obj in scene if obj.key == spec.objects[1].key]
-        if found_a and found_b and all(
-            relation_holds(spec.relation, a.centroid, b.centroid) for a in found_a for b in found_b
+        if (
+            found_a
+            and found_b
+            and all(relation_holds(spec.relation, a.centroid, b.centroid) for a in found_a for b in found_b)
         ):
             point = 1
     well_placed = sum(

@@ -23,6 +23,7 @@ minutes on 2 cores):
 
     python -m trl_unified.shapes.recipe --output-dir trl_unified/shapes/base_model
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,7 +99,9 @@ def _pad(rows: list[dict]) -> dict[str, torch.Tensor]:
     return {
         "input_ids": torch.tensor([r["input_ids"] + [0] * (length - len(r["input_ids"])) for r in rows]),
         "labels": torch.tensor([r["labels"] + [IGNORE_INDEX] * (length - len(r["labels"])) for r in rows]),
-        "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (length - len(r["input_ids"])) for r in rows]),
+        "attention_mask": torch.tensor(
+            [[1] * len(r["input_ids"]) + [0] * (length - len(r["input_ids"])) for r in rows]
+        ),
     }
 
 
@@ -130,7 +133,9 @@ def train_base_model(
             seed=seed + index,
             **trainer_kwargs,
         )
-        corpus = base_corpus(num_rows, seed + index, planned_fraction=planned_fraction, unrequested_fraction=unrequested_fraction)
+        corpus = base_corpus(
+            num_rows, seed + index, planned_fraction=planned_fraction, unrequested_fraction=unrequested_fraction
+        )
         Trainer(model=model, args=args, train_dataset=corpus, data_collator=_pad).train()
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
@@ -146,7 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--planned-fraction", type=float, default=1.0, help="Share of pictures drawn after a plan.")
     parser.add_argument(
-        "--unrequested-fraction", type=float, default=0.25, help="Share of rows whose scene holds an unrequested object."
+        "--unrequested-fraction",
+        type=float,
+        default=0.25,
+        help="Share of rows whose scene holds an unrequested object.",
     )
     train_base_model(**vars(parser.parse_args(argv)))  # the options are named after its arguments
 

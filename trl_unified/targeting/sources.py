@@ -152,8 +152,9 @@ class GrammarPromptSource:
             for slot, names in tags.items()
             for tag, value in zip(names, rng.sample(self.slots[slot], len(names)))
         }
-        return _PLACEHOLDER.sub(lambda m: self._form(chosen[m.group(1), m.group(2) or ""], m.group(3) or "", m.group(1)),
-                                template)
+        return _PLACEHOLDER.sub(
+            lambda m: self._form(chosen[m.group(1), m.group(2) or ""], m.group(3) or "", m.group(1)), template
+        )
 
     def draw(self, category: str, count: int, rng: random.Random, exclude: set[str]) -> list[str]:
         if category not in self.templates:
@@ -255,7 +256,7 @@ class LMPromptSource:
                 pad_token_id=pad,
                 **self.generate_kwargs,
             )
-        new = output[:, inputs["input_ids"].shape[1]:]
+        new = output[:, inputs["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
     @staticmethod

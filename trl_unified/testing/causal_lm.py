@@ -7,7 +7,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>", "<boi>", "<eoi>"]
-WORDS = "a an the red green blue dot square draw plan : ; . left right of above below at row col and one two three".split()
+WORDS = (
+    "a an the red green blue dot square draw plan : ; . left right of above below at row col and one two three".split()
+)
 
 
 def tiny_tokenizer(codebook_size: int = 8) -> PreTrainedTokenizerFast:
@@ -15,9 +17,15 @@ def tiny_tokenizer(codebook_size: int = 8) -> PreTrainedTokenizerFast:
     vocab = {token: i for i, token in enumerate(SPECIAL + WORDS + [f"<img_{i}>" for i in range(codebook_size)])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
+    backend.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        tokenizer_object=backend,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
         additional_special_tokens=["<boi>", "<eoi>"],
     )
 
@@ -29,13 +37,25 @@ def tiny_causal_lm(
     tokenizer = tiny_tokenizer(codebook_size)
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
         **config_kwargs,
     )
     config.unified_image = {
-        "boi_token": "<boi>", "eoi_token": "<eoi>", "image_token_template": "<img_{}>",
-        "codebook_size": codebook_size, "num_image_tokens": num_image_tokens, "image_codec": image_codec,
+        "boi_token": "<boi>",
+        "eoi_token": "<eoi>",
+        "image_token_template": "<img_{}>",
+        "codebook_size": codebook_size,
+        "num_image_tokens": num_image_tokens,
+        "image_codec": image_codec,
     }
     return LlamaForCausalLM(config), tokenizer

@@ -84,7 +84,10 @@ def tiny_emu3_processor(
 
 
 def tiny_emu3(
-    seed: int = 0, *, codebook_size: int = CODEBOOK_SIZE, tokens_per_side: int = IMAGE_TOKENS_PER_SIDE,
+    seed: int = 0,
+    *,
+    codebook_size: int = CODEBOOK_SIZE,
+    tokens_per_side: int = IMAGE_TOKENS_PER_SIDE,
     **text_config_kwargs,
 ) -> tuple[Emu3ForConditionalGeneration, Emu3Processor]:
     """A tiny random ``Emu3ForConditionalGeneration`` (eval mode) and its ``Emu3Processor``.
@@ -259,9 +262,9 @@ def emu3_reference_image_generation(
             if negative_prompt_attention_mask is None:
                 negative_prompt_attention_mask = torch.ones_like(negative_prompt_ids)
             cfg_kwargs["negative_prompt_ids"] = negative_prompt_ids.to(model.device)
-            cfg_kwargs["negative_prompt_attention_mask"] = torch.as_tensor(negative_prompt_attention_mask).reshape(
-                len(prompts), -1
-            ).to(model.device)
+            cfg_kwargs["negative_prompt_attention_mask"] = (
+                torch.as_tensor(negative_prompt_attention_mask).reshape(len(prompts), -1).to(model.device)
+            )
 
     torch.manual_seed(seed)
     out = model.generate(

@@ -9,7 +9,7 @@ from PIL import Image
 
 WORDS = (
     "Yes No yes no Does this image show Please answer or Answer a an the red green blue circle "
-    "square triangle two three left of right above below draw first then USER ASSISTANT : . ? \" , "
+    'square triangle two three left of right above below draw first then USER ASSISTANT : . ? " , '
     "Image request Plan Is plan faithful and correct for drawing exactly what asks"
 ).split()
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]

@@ -127,9 +127,22 @@ def write_model_card(
         **{
             key: getattr(args, key)
             for key in (
-                "text_reward_column", "image_reward_column", "reward_weighting", "beta", "weight_normalization",
-                "max_weight", "group_column", "text_loss_weight", "image_loss_weight", "loss_normalization",
-                "learning_rate", "num_train_epochs", "max_steps", "seed", "world_size", "gradient_accumulation_steps",
+                "text_reward_column",
+                "image_reward_column",
+                "reward_weighting",
+                "beta",
+                "weight_normalization",
+                "max_weight",
+                "group_column",
+                "text_loss_weight",
+                "image_loss_weight",
+                "loss_normalization",
+                "learning_rate",
+                "num_train_epochs",
+                "max_steps",
+                "seed",
+                "world_size",
+                "gradient_accumulation_steps",
             )
         },
     )

@@ -115,14 +115,17 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
     )
     image_reward_column: str | None = field(
         default="image_reward",
-        metadata={"help": "Column whose reward weights the image tokens (may equal text_reward_column); None: weight 1."},
+        metadata={
+            "help": "Column whose reward weights the image tokens (may equal text_reward_column); None: weight 1."
+        },
     )
     reward_weighting: str = field(
         default="exp",
         metadata={"help": "How rewards become weights.", "choices": list(SCHEMES)},
     )
     beta: float = field(
-        default=1.0, metadata={"help": "Temperature of the `exp` and `softmax` weightings: w = exp((r - baseline)/beta)."}
+        default=1.0,
+        metadata={"help": "Temperature of the `exp` and `softmax` weightings: w = exp((r - baseline)/beta)."},
     )
     max_weight: float | None = field(
         default=20.0, metadata={"help": "Clip every weight at this value after normalisation (None: no clipping)."}
@@ -227,7 +230,9 @@ class RewardWeightedMultimodalConfig(TrainingArguments):
 
     def __post_init__(self):
         if self.bf16 is None:
-            self.bf16 = not self.fp16 and not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            self.bf16 = (
+                not self.fp16 and not self.use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            )
         self._check()
         super().__post_init__()
         if self.model_init_kwargs is not None and not isinstance(self.model_init_kwargs, dict):

@@ -145,7 +145,9 @@ class RewardWeightedMultimodalTrainer(Trainer):
             peft_config.target_modules = self.adapter.lora_target_modules
         zero3 = args.deepspeed_plugin is not None and args.deepspeed_plugin.zero_stage == 3
         # ZeRO-3 gathers parameters in the dtype of the first one: keep bf16 adapters on a bf16 base (TRL #6089).
-        model = get_peft_model(model, peft_config, **({"autocast_adapter_dtype": False} if zero3 and not quantized else {}))
+        model = get_peft_model(
+            model, peft_config, **({"autocast_adapter_dtype": False} if zero3 and not quantized else {})
+        )
         if zero3 and args.gradient_checkpointing:  # PEFT + ZeRO-3 needs reentrant checkpointing (as in TRL)
             args.gradient_checkpointing_kwargs = {**(args.gradient_checkpointing_kwargs or {}), "use_reentrant": True}
         if args.gradient_checkpointing:  # checkpointed blocks of a frozen base need inputs that require grad
@@ -185,10 +187,15 @@ class RewardWeightedMultimodalTrainer(Trainer):
         labels = inputs["labels"]
         off = [mod for mod, _ in MODALITIES if coefficients[mod] == 0]
         if off:  # a switched-off modality is not scored (its head still runs, with a zero-weighted contribution)
-            labels = labels.masked_fill(torch.isin(inputs["modality"], torch.tensor(off, device=labels.device)), IGNORE_INDEX)
+            labels = labels.masked_fill(
+                torch.isin(inputs["modality"], torch.tensor(off, device=labels.device)), IGNORE_INDEX
+            )
         # The wrapped forward runs backbone and heads (see `install_training_forward`): per-sample, per-modality sums [B, 2].
         outputs = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels, modality=inputs["modality"]
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            labels=labels,
+            modality=inputs["modality"],
         )
         loss_sum, count = outputs.loss_sum, outputs.count
 
@@ -205,7 +212,9 @@ class RewardWeightedMultimodalTrainer(Trainer):
         loss = (coefficients * weighted / normalisers.to(weighted).clamp(min=1)).sum() * scale
 
         units = count.sum(dim=0) if args.loss_normalization == "token" else present.sum(dim=0)
-        stats = torch.stack([weighted, units.to(weighted), (weights * present).sum(dim=0), present.sum(dim=0).to(weighted)])
+        stats = torch.stack(
+            [weighted, units.to(weighted), (weights * present).sum(dim=0), present.sum(dim=0).to(weighted)]
+        )
         mode = "train" if model.training else "eval"
         previous = self._metric_sums[mode]
         self._metric_sums[mode] = stats.detach() if previous is None else previous + stats.detach()
