@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..jsonable import jsonable
 from .evaluate import EvalResult
 from .intervals import Interval, difference_interval, score_interval
 
@@ -62,7 +63,7 @@ class Comparison:
         }
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.to_dict()), indent=2)
+        return json.dumps(jsonable(self.to_dict()), indent=2)
 
     def to_markdown(self) -> str:
         """A table: per category, each evaluation's value [interval] (n) and each difference from the baseline,
@@ -131,16 +132,6 @@ def _pct(value: float, signed: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _values(result: EvalResult, category: str, metric: str) -> list[float]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..jsonable import jsonable
 from .intervals import Interval, score_interval, wilson_interval
 from .prompt_sets import PromptSet, load_prompt_set
 
@@ -280,16 +281,6 @@ def evaluate_model(
     return result
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def write_evaluation(
     result: EvalResult, images: Sequence[Any], folder: Path, grid_size: int = 8, html_report: bool = True
 ) -> None:
@@ -306,8 +297,8 @@ def write_evaluation(
         image.save(folder / row["image"])
     with open(folder / SAMPLES_FILE, "w", encoding="utf-8") as handle:
         for row in result.rows:
-            handle.write(json.dumps(_jsonable(row)) + "\n")
-    (folder / RESULTS_FILE).write_text(json.dumps(_jsonable(result.summary()), indent=2) + "\n")
+            handle.write(json.dumps(jsonable(row)) + "\n")
+    (folder / RESULTS_FILE).write_text(json.dumps(jsonable(result.summary()), indent=2) + "\n")
     shown = result.rows[: grid_size * grid_size]
     if shown:
         image_grid(

@@ -28,6 +28,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..jsonable import jsonable
 from .evaluate import EvalResult
 
 PAGE_SIZE = 60
@@ -112,16 +113,6 @@ def report_data(evaluations: Sequence[EvalResult], report_dir: Path, embed_max_s
     }
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def write_report(
     evaluations: Sequence[EvalResult], path: str | Path, title: str | None = None, embed_max_side: int = 128
 ) -> Path:
@@ -130,7 +121,7 @@ def write_report(
         raise ValueError("write_report needs at least one evaluation")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = _jsonable(report_data(evaluations, path.parent.resolve(), embed_max_side))
+    data = jsonable(report_data(evaluations, path.parent.resolve(), embed_max_side))
     title = title or " vs ".join(e.name for e in evaluations)
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     page = (

@@ -113,3 +113,23 @@ def prepare_prompts(
             f"The prompts' columns {clashes} would clash with self-generation output columns; remove or rename them."
         )
     return dataset.select_columns(["prompt", "prompt_id", *extras])
+
+
+def prompt_table(config: Any, prompts: Any = None) -> Dataset:
+    """The prompt table of a self-generation run: ``prompts`` if given, else ``config.prompts``, read with the
+    config's column, split and size options (a :class:`SelfGenerationConfig`); an empty table is an error."""
+    source = prompts if prompts is not None else config.prompts
+    if source is None:
+        raise ValueError("no prompts: pass `prompts` or set config.prompts (--prompts)")
+    table = prepare_prompts(
+        source,
+        prompt_column=config.prompt_column,
+        prompt_id_column=config.prompt_id_column,
+        max_prompts=config.max_prompts,
+        split=config.prompts_split,
+        config_name=config.prompts_config,
+    )
+    if len(table) == 0:
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the prompts"
+        raise ValueError(f"{name} holds no prompts")
+    return table

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import shutil
 import socket
@@ -19,6 +18,7 @@ from typing import Any
 from datasets import Dataset
 from transformers.utils import logging
 
+from ..jsonable import jsonable
 from ..models.base import UnifiedModelAdapter, unwrap_model
 from .processes import Processes
 from .sampler import SamplingConfig
@@ -196,17 +196,6 @@ def write_run_file(output_dir: Path, info: Mapping[str, Any]) -> None:
     legacy = output_dir / LEGACY_RUN_FILE
     if legacy.exists() and is_our_run(_read_json(legacy)):  # migrated: the old name is ours, and now stale
         legacy.unlink()
-
-
-def jsonable(value: Any) -> Any:
-    """NaN/inf -> None, recursively (JSON and YAML have no portable NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def clear_run(output_dir: Path) -> None:

@@ -40,7 +40,7 @@ from ..rewards.base import RewardFn
 from ..rewards.resolve import RewardSet, resolve_rewards
 from ..versions import package_versions
 from .processes import Processes
-from .prompts import prepare_prompts
+from .prompts import prompt_table
 from .run_state import (
     CARD_FILE,
     GenerationConfigMismatch,
@@ -175,21 +175,10 @@ def self_generate(
     adapter = adapter or get_adapter(model, processing_class, config.model_adapter)
 
     if prompts is None:
-        if not config.prompts:
-            raise ValueError("no prompts: pass `prompts` or set config.prompts")
         prompts_source = config.prompts
     else:
         prompts_source = os.fspath(prompts) if isinstance(prompts, (str, os.PathLike)) else None
-    table = prepare_prompts(
-        prompts if prompts is not None else config.prompts,
-        prompt_column=config.prompt_column,
-        prompt_id_column=config.prompt_id_column,
-        max_prompts=config.max_prompts,
-        split=config.prompts_split,
-        config_name=config.prompts_config,
-    )
-    if len(table) == 0:
-        raise ValueError("there are no prompts to generate from")
+    table = prompt_table(config, prompts)
     rewards = resolve_rewards(
         text_rewards=text_rewards,
         image_rewards=image_rewards,

@@ -36,7 +36,7 @@ def check_before_loading(config, is_main: bool = True) -> None:
 
     The lock is looked at by the main process only: under a launcher, another rank may already hold it for this run.
     """
-    from ..generation.prompts import prepare_prompts
+    from ..generation.prompts import prompt_table
     from ..generation.run_state import check_lock, check_output_dir
 
     for option in ("model_name_or_path", "prompts", "output_dir"):
@@ -50,16 +50,7 @@ def check_before_loading(config, is_main: bool = True) -> None:
     check_output_dir(Path(config.output_dir))
     if is_main:
         check_lock(Path(config.output_dir))
-    table = prepare_prompts(
-        config.prompts,
-        prompt_column=config.prompt_column,
-        prompt_id_column=config.prompt_id_column,
-        max_prompts=config.max_prompts,
-        split=config.prompts_split,
-        config_name=config.prompts_config,
-    )
-    if len(table) == 0:
-        raise ValueError(f"{config.prompts} holds no prompts")
+    prompt_table(config)  # readable and not empty
 
 
 def _fmt(value: Any) -> str:
