@@ -4,48 +4,28 @@ at the same seed, with processes doing unequal work (no hang), and leave the eng
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.distributed.gen_cases import PROMPTS, build, sampling_config, self_generation_config
+from tests.distributed.launch import torchrun_two_processes
 from trl_unified.generation.sampler import generate_samples
 from trl_unified.generation.self_generation import self_generate
 from trl_unified.models.registry import get_adapter
-
-HERE = Path(__file__).parent
-FAMILIES = ("causal_lm", "janus", "emu3")
+from trl_unified.testing.families import FAMILIES
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("zero3_generation")
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--standalone",
-        str(HERE / "generate_worker.py"),
-        str(out),
-    ]
-    result = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    torchrun_two_processes("generate_worker.py", str(out))
     return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_zero3_sampling_and_self_generation_equal_the_unsharded_model(family, launched, tmp_path):
     model, processor = build(family)
     adapter = get_adapter(model, processor)

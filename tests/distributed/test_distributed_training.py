@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.distributed.cases import BUILDERS, Case, build, cases, make_trainer, probe_batch
+from tests.distributed.launch import torchrun_two_processes
 from trl_unified.models.registry import get_adapter
 
-HERE = Path(__file__).parent
 STRATEGIES = ["ddp", "zero2", "zero3", "zero3_offload", "zero3_init"]
 LOSS_KEYS = ("loss", "loss/text", "loss/image")
 #: Largest 2-vs-1-process differences, per strategy and case (printed with `pytest -s`; docs/scaling.md quotes them).
@@ -53,25 +51,7 @@ def references(base_dir, tmp_path_factory):
 
 
 def launch(strategy: str, base_dir: Path, out_dir: Path) -> None:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--standalone",
-        str(HERE / "train_worker.py"),
-        strategy,
-        str(base_dir),
-        str(out_dir),
-    ]
-    result = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    torchrun_two_processes("train_worker.py", strategy, str(base_dir), str(out_dir))
 
 
 def reload(case: Case, path: Path, base_dir: Path):
