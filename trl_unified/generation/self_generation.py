@@ -9,7 +9,7 @@ there, the shards are assembled into one ``datasets.Dataset`` in the trainer's f
 checksums and the statistics) and ``README.md`` (the dataset card). See ``docs/self_generation.md``.
 
 Resume. Shard ``i`` holds prompts ``[i * shard_size, (i + 1) * shard_size)`` and depends on nothing else: each prompt
-is sampled with its own seed (:func:`prompt_seed` of the base seed and its ``prompt_id``), in its own sampler call.
+is sampled with its own seed (:func:`prompt_seed` of the base seed and its ``prompt_id``); a shard is one sampler call.
 A shard is written under a temporary name and renamed, so a shard file is always complete; a restart skips the shards
 that exist and match their recorded checksum and regenerates the others. The settings that decide what is generated
 (the model by a digest of its weights, not its path) are fingerprinted into ``trl_unified_run.json``; a restart with
