@@ -107,10 +107,6 @@ def main(loop_args, training_args, model_args):
     dataset = self_generate(
         model, processor, config=generation_config, text_rewards=[] if loop_args.text_rewards else [plan_names_prompt]
     )
-    failed = sum(dataset["reward_failed"])
-    if failed:  # a sample whose reward could not be computed has no weight: leave it out, and say so
-        print(f"leaving out {failed} of {len(dataset)} samples whose reward failed (see their `reward_errors`)")
-        dataset = dataset.filter(lambda row: not row["reward_failed"])
 
     # 3. Reward-weighted regression with LoRA (rows already hold token ids and image codes: no re-encoding).
     trainer = RewardWeightedMultimodalTrainer(
@@ -130,7 +126,8 @@ def main(loop_args, training_args, model_args):
 
 def make_parser():
     parser = TrlParser((LoopArguments, RewardWeightedMultimodalConfig, ModelConfig))
-    parser.set_defaults(use_peft=True)  # LoRA unless --use_peft false
+    # LoRA unless --use_peft false; samples whose reward failed are left out, with a logged count
+    parser.set_defaults(use_peft=True, drop_failed_rewards=True)
     return parser
 
 
