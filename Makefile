@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo study test lint install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/trl-unified demo --output-dir outputs/demo
+
+study: $(BIN)/.installed
+	$(BIN)/trl-unified ablate --output_dir outputs/study
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

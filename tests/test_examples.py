@@ -412,3 +412,37 @@ def test_readme_memory_table_is_what_estimate_memory_prints(tmp_path, monkeypatc
             config, one, eight = (cell.strip() for cell in line.strip("|").split("|"))
             row = f"| {config} | {one.removesuffix(' GiB')} | {eight.removesuffix(' GiB')} |"
             assert row in readme, row
+
+
+def test_study_on_your_own_model_runs_every_arm_on_a_tiny_janus(checkpoints, tmp_path, monkeypatch):
+    """examples/ablations/study_own_model.py: the study's arms and tables on a Janus checkpoint, a VQAScore judge, a
+    categorised evaluation set and a training-prompt set (no shapes world involved)."""
+    rows = [("single", "a red circle"), ("single", "a green square"), ("counting", "two blue dots"),
+            ("counting", "three red dots")]  # fmt: skip
+    eval_set, source = tmp_path / "eval.jsonl", tmp_path / "train.jsonl"
+    eval_set.write_text("".join(json.dumps({"category": c, "prompt": p}) + "\n" for c, p in rows))
+    train = [("single", f"a {c} {s}") for c in ("red", "blue", "pink") for s in ("star", "moon")]
+    train += [("counting", f"{n} {c} stars") for n in ("two", "four") for c in ("red", "green", "blue")]
+    source.write_text("".join(json.dumps({"category": c, "prompt": p}) + "\n" for c, p in train))
+    out = tmp_path / "study"
+    argv = [
+        "--model_name_or_path", str(checkpoints / "janus"), "--eval_set", str(eval_set), "--source", str(source),
+        "--image_rewards", f"vqascore:{checkpoints / 'judge'}", "--metric", "image/vqa_score", "--threshold", "0.5",
+        "--training_kwargs", '{"keep_constant_groups": true}', "--quick", "--seeds", "0", "--arms", "sft",
+        "broad_prompts", "--max_text_tokens", "6", "--guidance_scale", "2", "--output_dir", str(out),
+    ]  # fmt: skip
+    path = EXAMPLES / "ablations" / "study_own_model.py"
+    monkeypatch.setattr(sys, "argv", [str(path), *argv])
+    runpy.run_path(str(path), run_name="__main__")
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["world"] == str(checkpoints / "janus") and summary["categories"] == ["single", "counting"]
+    assert set(summary["evaluations"]) == {
+        "base_staged", "base_unified", "base_image_only", "rwr_staged", "rwr_unified", "rwr_image_only",
+        "sft_unified", "broad_prompts_unified",
+    }  # fmt: skip
+    samples = [json.loads(line) for line in (out / "seed0/eval/rwr_unified/samples.jsonl").read_text().splitlines()]
+    assert {r["category"] for r in samples} == {"single", "counting"}
+    assert len({r["rewards"]["image/vqa_score"] for r in samples}) > 1  # the judge looked at the images
+    pool = [json.loads(line) for line in (out / "seed0/pools/broad/pool.jsonl").read_text().splitlines()]
+    assert {p["prompt"] for p in pool} <= {p for _, p in train}
+    assert (out / "study.md").read_text().count("| sft_unified |") == 1

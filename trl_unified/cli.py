@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": ("trl_unified.scripts.compare", "evaluations side by side: differences, intervals, plot, report.html"),
     "target": ("trl_unified.scripts.target", "weakness report of an evaluation -> a targeted prompt pool"),
     "demo": ("trl_unified.scripts.demo", "the whole method end to end on the embedded shapes world (CPU, minutes)"),
+    "ablate": ("trl_unified.scripts.ablate", "the method's four findings with seeds on the shapes world (the study)"),
 }
 
 #: Exit status for bad input (argparse's own status for bad options).

@@ -48,18 +48,32 @@ def test_base_corpus_masks_begin_of_image_and_never_uses_held_out_prompts():
     assert all(count > 20 for count in kinds.values())
 
 
+def test_default_base_corpus_draws_some_pictures_straight_from_the_prompt():
+    """15% of the rows (a quarter of the 60% that are pictures) are `[prompt] <boi> [codes]`: the base model can draw
+    in image-only mode, so the study's third finding compares something (docs/shapes_world.md states this rate)."""
+    from trl_unified.shapes import build_shapes_tokenizer
+
+    tokenizer = build_shapes_tokenizer()
+    boi = tokenizer.convert_tokens_to_ids("<boi>")
+    plan = tokenizer.convert_tokens_to_ids("plan")
+    rows = base_corpus(2000, seed=3)
+    bare = sum(boi in r["input_ids"] and plan not in r["input_ids"] for r in rows)
+    pictures = sum(boi in r["input_ids"] for r in rows)
+    assert 0.12 < bare / len(rows) < 0.18 and 0.55 < pictures / len(rows) < 0.65
+
+
 def test_base_corpus_leaves_an_object_out_of_some_prompts():
     from trl_unified.shapes import build_shapes_tokenizer, plan_score
 
     tokenizer = build_shapes_tokenizer()
     plans = []
-    for row in base_corpus(400, seed=2, unrequested_fraction=0.25):
+    for row in base_corpus(400, seed=2, unrequested_fraction=0.25, planned_fraction=1.0):
         words = tokenizer.decode(row["input_ids"], skip_special_tokens=True).split()
         end = words.index("<boi>") if "<boi>" in words else len(words)
         plans.append((" ".join(words[: words.index("plan")]), " ".join(words[words.index("plan") : end])))
     unrequested = sum(plan_score(prompt, plan) < 1 for prompt, plan in plans)
     assert 0.18 < unrequested / len(plans) < 0.32  # about a quarter; the rest are correct plans
-    clean = base_corpus(100, seed=2, unrequested_fraction=0.0)
+    clean = base_corpus(100, seed=2, unrequested_fraction=0.0, planned_fraction=1.0)
     for row in clean:
         words = tokenizer.decode(row["input_ids"], skip_special_tokens=True).split()
         end = words.index("<boi>") if "<boi>" in words else len(words)

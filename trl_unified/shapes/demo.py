@@ -15,27 +15,35 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..evaluation import EvalResult, PromptSet, compare_evaluations, evaluate_model, load_prompt_set, write_report
-from ..generation.sampler import SamplingConfig
+from ..study.rounds import RoundSettings, check_evaluation, check_positive, post_train, self_generate_round
 from ..targeting import build_targeted_pool, weakness_report, write_pool
 from .model import load_shapes_model
 from .prompt_source import ShapesPromptSource, shapes_category
 from .prompts import CATEGORIES, all_prompt_specs, is_held_out
-from .rewards import shapes_image_reward, shapes_text_reward
+from .rewards import shapes_image_partial_reward, shapes_image_reward, shapes_text_reward
 
 #: The column that decides a sample's verdict: the verifier's exact 0/1 verdict.
 METRIC = "image/shapes_image_reward"
+#: Rewards of self-generated samples: the plan checker for the text, the verifier's partial credit (1 exactly when
+#: the image is correct) for the image.
+TEXT_REWARDS = (shapes_text_reward,)
+TRAINING_IMAGE_REWARDS = (shapes_image_partial_reward,)
+#: Post-training settings of the shapes model. The output head is trained in full beside the LoRA layers: the switch
+#: (<boi> after the reasoning) is largely a shift of the head's logits, which the projections' LoRA learns only slowly
+#: (measured: 64% vs 100% switch rate).
+TRAINING = {"max_length": 160, "lora_modules_to_save": ["lm_head"]}
 
 
 @dataclass
-class DemoConfig:
-    """Settings of `trl-unified demo` (every field is a command-line option and a `--config` YAML key)."""
+class DemoConfig(RoundSettings):
+    """Settings of `trl-unified demo` (every field is a command-line option and a `--config` YAML key); the sampling
+    and training ones are :class:`~trl_unified.study.rounds.RoundSettings`'."""
 
     output_dir: str = field(default="outputs/demo", metadata={"help": "Where samples, grids, plot and model go."})
     base_model: str | None = field(default=None, metadata={"help": "Base shapes model dir (default: the shipped one)."})
@@ -48,26 +56,8 @@ class DemoConfig:
         metadata={"help": "Samples drawn per category, spread evenly over its prompts (at least one per prompt)."},
     )
     rounds: int = field(default=4, metadata={"help": "Self-generate -> train -> evaluate rounds."})
-    pool_size: int = field(default=192, metadata={"help": "Prompts in each round's targeted pool."})
-    samples_per_prompt: int = field(default=8, metadata={"help": "K: self-generated samples per pool prompt."})
-    min_category_share: float = field(
-        default=0.1, metadata={"help": "Every category keeps at least this share of the pool, however good it is."}
-    )
     reward_weighting: str = field(
         default="exp", metadata={"help": "RWR weighting (see RewardWeightedMultimodalConfig)."}
-    )
-    beta: float = field(default=0.05, metadata={"help": "Temperature of the exp weighting (rewards are in [0, 1])."})
-    learning_rate: float = field(default=2e-3, metadata={"help": "Post-training learning rate."})
-    epochs: float = field(default=3.0, metadata={"help": "Post-training epochs over each round's samples."})
-    batch_size: int = field(default=32, metadata={"help": "Post-training batch size."})
-    use_lora: bool = field(default=True, metadata={"help": "LoRA (merged after each round); False: full fine-tuning."})
-    lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
-    guidance_scale: float = field(default=1.0, metadata={"help": "Classifier-free guidance on image codes (1: off)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (text and image)."})
-    sampling_batch_size: int = field(default=64, metadata={"help": "Samples per sampler forward."})
-    report_to: str = field(
-        default="none",
-        metadata={"help": "Reporters (`wandb`, ...) for training logs and the sample tables of evaluations."},
     )
     quick: bool = field(default=False, metadata={"help": "A small, fast version (for tests): fewer prompts and steps."})
     seed: int = field(default=0, metadata={"help": "Seed of prompts, sampling and training."})
@@ -75,40 +65,17 @@ class DemoConfig:
     def __post_init__(self):
         self._check()
         if self.quick:
-            self.rounds = min(self.rounds, 1)
-            self.eval_prompts_per_category = min(self.eval_prompts_per_category, 3)
-            self.eval_samples_per_category = 1
-            self.pool_size = min(self.pool_size, 10)
-            self.samples_per_prompt = min(self.samples_per_prompt, 2)
-            self.epochs = min(self.epochs, 1.0)
-            self.batch_size = min(self.batch_size, 8)
+            self.shrink(rounds=1, eval_prompts_per_category=3, eval_samples_per_category=1, pool_size=10,
+                        samples_per_prompt=2, epochs=1.0, batch_size=8)  # fmt: skip
 
     def _check(self) -> None:
-        """Every option, before minutes of work: a bad value fails at once, naming the option."""
         from ..weighting import SCHEMES
 
-        def positive(name: str, kind: type = int, zero: bool = False) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value >= 0 if zero else value > 0) and (kind is float or float(value).is_integer())
-            if not ok:
-                what = "an integer" if kind is int else "a finite number"
-                raise ValueError(f"{name} must be {what} {'>= 0' if zero else '> 0'}, got {value!r}")
-
-        for name in ("eval_prompts_per_category", "eval_samples_per_category", "pool_size", "samples_per_prompt",
-                     "batch_size", "lora_r", "sampling_batch_size"):  # fmt: skip
-            positive(name)
-        positive("rounds", zero=True)
-        for name in ("beta", "learning_rate", "epochs", "guidance_scale", "temperature"):
-            positive(name, float)
-        if not 0 <= self.min_category_share < 1:
-            raise ValueError(f"min_category_share must be in [0, 1), got {self.min_category_share!r}")
+        super()._check()
+        check_evaluation(self)
+        check_positive(self, "rounds", zero=True)
         if self.reward_weighting not in SCHEMES:
             raise ValueError(f"reward_weighting must be one of {list(SCHEMES)}, got {self.reward_weighting!r}")
-        if self.eval_prompts is not None and not Path(self.eval_prompts).is_file():
-            raise ValueError(f"eval_prompts {self.eval_prompts}: no such file")
-        if self.base_model is not None and not Path(self.base_model).is_dir():
-            raise ValueError(f"base_model {self.base_model}: no such folder")
 
 
 def default_eval_prompts(per_category: int, seed: int = 0) -> list[str]:
@@ -124,72 +91,6 @@ def default_eval_prompts(per_category: int, seed: int = 0) -> list[str]:
 def read_prompts(path: str) -> PromptSet:
     """One prompt per line (blank lines skipped); every line must be in the shapes grammar (errors name the line)."""
     return load_prompt_set(path, categorize=shapes_category)
-
-
-def self_generate_round(model, tokenizer, prompts: list[str], cfg: DemoConfig, sampling: SamplingConfig, folder: Path):
-    """K scored unified-mode samples per prompt, in the trainer's format, with the self-generation utility."""
-    from ..generation.self_generation import self_generate
-    from ..generation.self_generation_config import SelfGenerationConfig
-    from .rewards import shapes_image_partial_reward
-
-    config = SelfGenerationConfig(
-        output_dir=str(folder),
-        num_samples=cfg.samples_per_prompt,
-        mode="unified",
-        max_text_tokens=sampling.max_text_tokens,
-        temperature=sampling.temperature,
-        image_temperature=sampling.image_temperature,
-        guidance_scale=sampling.guidance_scale,
-        batch_size=sampling.batch_size,
-        seed=sampling.seed,
-        report_to=[cfg.report_to],
-    )
-    return self_generate(
-        model,
-        tokenizer,
-        [{"prompt": p, "prompt_id": i, "category": shapes_category(p)} for i, p in enumerate(prompts)],
-        config,
-        text_rewards=[shapes_text_reward],
-        image_rewards=[shapes_image_partial_reward],
-    )
-
-
-def post_train(model, tokenizer, dataset, cfg: DemoConfig, folder: Path):
-    """One round of reward-weighted post-training; returns the (LoRA-merged) model."""
-    from peft import LoraConfig
-
-    from ..trainer.rwr_config import RewardWeightedMultimodalConfig
-    from ..trainer.rwr_trainer import RewardWeightedMultimodalTrainer
-
-    args = RewardWeightedMultimodalConfig(
-        output_dir=str(folder),
-        reward_weighting=cfg.reward_weighting,
-        beta=cfg.beta,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        lr_scheduler_type="cosine",
-        warmup_steps=10,
-        logging_steps=10,
-        save_strategy="no",
-        report_to=cfg.report_to,
-        use_cpu=True,
-        seed=cfg.seed,
-        max_length=160,
-    )
-    # The output head is trained in full beside the LoRA layers: the switch (<boi> after the reasoning) is largely a
-    # shift of the head's logits, which the projections' LoRA learns only slowly (measured: 64% vs 100% switch rate).
-    peft_config = (
-        LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_r, target_modules=None, modules_to_save=["lm_head"])
-        if cfg.use_lora
-        else None
-    )
-    trainer = RewardWeightedMultimodalTrainer(
-        model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
-    )
-    trainer.train()
-    trainer.save_model(str(folder / "model"))
-    return trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
 
 
 def summary_table(base: dict[str, EvalResult], rounds: list[EvalResult]) -> str:
@@ -220,14 +121,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     else:
         prompts = default_eval_prompts(cfg.eval_prompts_per_category, cfg.seed)
         eval_set = load_prompt_set(prompts, categorize=shapes_category)
-    sampling = SamplingConfig(
-        max_text_tokens=48,
-        temperature=cfg.temperature,
-        image_temperature=cfg.temperature,
-        guidance_scale=cfg.guidance_scale,
-        batch_size=cfg.sampling_batch_size,
-        seed=cfg.seed,
-    )
+    sampling = cfg.sampling(cfg.seed)
 
     def evaluate(name: str, mode: str) -> EvalResult:
         result = evaluate_model(
@@ -268,9 +162,13 @@ def run_demo(cfg: DemoConfig) -> dict:
             + ", ".join(f"{c} {100 * s:.0f}%" for c, s in report.shares.items())
         )
         dataset = self_generate_round(
-            model, tokenizer, [p["prompt"] for p in pool], cfg, sampling, folder / "generated"
-        )
-        model = post_train(model, tokenizer, dataset, cfg, folder / "train")
+            model, tokenizer, pool, cfg, sampling, folder / "generated", text_rewards=TEXT_REWARDS,
+            image_rewards=TRAINING_IMAGE_REWARDS,
+        )  # fmt: skip
+        model = post_train(
+            model, tokenizer, dataset, cfg, folder / "train", seed=cfg.seed, reward_weighting=cfg.reward_weighting,
+            **TRAINING,
+        )  # fmt: skip
         current = evaluate(f"round{round_index}_unified", "unified")
         rounds.append(current)
 

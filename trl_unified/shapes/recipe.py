@@ -5,7 +5,9 @@ This reproduces the situation the method fixes. The base model is pretrained fro
 * **plans** ``[prompt] [plan] <eos>``: it learns to write a reasoning plan for a prompt, and to *stop*;
 * **pictures** ``[prompt] [plan] <boi> [64 codes]``: it learns to draw after a plan once begin-of-image has been put
   there *by hand* (``<boi>`` is never a training target, as in unified models whose image mode is started by the
-  caller). ``planned_fraction`` < 1 also draws some pictures straight from the prompt (``[prompt] <boi> [codes]``).
+  caller). A quarter of the pictures (``1 - planned_fraction``) are drawn straight from the prompt
+  (``[prompt] <boi> [codes]``, 15% of all rows), so the model can also draw without reasoning (``image_only`` mode)
+  and the study can compare the two.
 
 So it never emits ``<boi>`` after its reasoning (unified-mode switch rate near zero: it needs the staged pipeline).
 Pictures of ``counting`` and ``position`` prompts are rarer in its corpus (``CATEGORY_MIX``), so it is clearly weaker
@@ -18,8 +20,8 @@ Training runs in ``passes``: each pass is one epoch over a fresh corpus of ``num
 with its own cosine schedule, the first at ``learning_rate``, the later ones at half of it (warm restarts). Later
 passes mostly teach the model to draw what its plan says.
 
-The shipped base model was made with the defaults (three passes over 40,000 rows each, seeds 0, 1 and 2; about 25
-minutes on 2 cores):
+The shipped base model was made with the defaults (three passes over 40,000 rows each, seeds 0, 1 and 2,
+``planned_fraction`` 0.75; about 20 minutes on 2 cores):
 
     python -m trl_unified.shapes.recipe --output-dir trl_unified/shapes/base_model
 """
@@ -54,7 +56,7 @@ def base_corpus(
     num_rows: int,
     seed: int = 0,
     picture_fraction: float = 0.6,
-    planned_fraction: float = 1.0,
+    planned_fraction: float = 0.75,
     unrequested_fraction: float = 0.25,
 ) -> Dataset:
     """``num_rows`` tokenized rows (``input_ids``, ``labels``): plans and pictures, see the module docstring.
@@ -111,7 +113,7 @@ def train_base_model(
     passes: int = 3,
     seed: int = 0,
     learning_rate: float = 2e-3,
-    planned_fraction: float = 1.0,
+    planned_fraction: float = 0.75,
     unrequested_fraction: float = 0.25,
     **trainer_kwargs,
 ):
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--passes", type=int, default=3, help="Epochs, each over a fresh corpus (see above).")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="Of the first pass; later passes use half.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--planned-fraction", type=float, default=1.0, help="Share of pictures drawn after a plan.")
+    parser.add_argument("--planned-fraction", type=float, default=0.75, help="Share of pictures drawn after a plan.")
     parser.add_argument(
         "--unrequested-fraction",
         type=float,

@@ -4,7 +4,7 @@ See :mod:`.weakness` (failure rates and shares), :mod:`.sources` (datasets, YAML
 :mod:`.pool` (the pool and its files), and ``docs/targeting.md``.
 """
 
-from .pool import POOL_FILE, build_targeted_pool, target, write_pool
+from .pool import POOL_FILE, build_pool, build_targeted_pool, draw_pool, target, write_pool
 from .sources import DatasetPromptSource, GrammarPromptSource, LMPromptSource, PromptSource
 from .weakness import CategoryTarget, WeaknessReport, weakness_report
 
@@ -16,7 +16,9 @@ __all__ = [
     "LMPromptSource",
     "PromptSource",
     "WeaknessReport",
+    "build_pool",
     "build_targeted_pool",
+    "draw_pool",
     "target",
     "weakness_report",
     "write_pool",

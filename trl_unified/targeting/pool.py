@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..evaluation.evaluate import EvalResult, load_evaluation
 from .sources import PromptSource
-from .weakness import WeaknessReport, weakness_report
+from .weakness import WeaknessReport, allocate, weakness_report
 
 POOL_FILE = "pool.jsonl"
 
@@ -25,16 +25,33 @@ def build_targeted_pool(
 ) -> list[dict[str, str]]:
     """``size`` prompts (``{"prompt", "category"}``) drawn per ``report``'s shares, shuffled; none in ``exclude``.
     Fills the report's ``drawn``/``unique`` columns."""
+    pool = draw_pool(report.allocate(size), source, exclude=exclude, seed=seed)
+    for category, target in report.categories.items():
+        drawn = [p["prompt"] for p in pool if p["category"] == category]
+        target.drawn, target.unique = len(drawn), len(set(drawn))
+    return pool
+
+
+def build_pool(
+    shares: Mapping[str, float], source: PromptSource, size: int, *, exclude: Iterable[str] = (), seed: int = 0
+) -> list[dict[str, str]]:
+    """``size`` prompts with fixed category ``shares`` (a broad corpus's mix, a benchmark's mix), drawn like
+    :func:`build_targeted_pool`."""
+    return draw_pool(allocate(shares, size), source, exclude=exclude, seed=seed)
+
+
+def draw_pool(
+    counts: Mapping[str, int], source: PromptSource, *, exclude: Iterable[str] = (), seed: int = 0
+) -> list[dict[str, str]]:
+    """``counts[category]`` prompts of each category from ``source``, none in ``exclude``, shuffled."""
     rng = random.Random(seed)
     exclude = set(exclude)
     pool = []
-    for category, count in report.allocate(size).items():
+    for category, count in counts.items():
         drawn = source.draw(category, count, rng, exclude) if count else []
         leaked = sorted(set(drawn) & exclude)
         if leaked:
             raise ValueError(f"the prompt source returned evaluation prompts for {category!r}: {leaked[:3]}")
-        report.categories[category].drawn = len(drawn)
-        report.categories[category].unique = len(set(drawn))
         pool += [{"prompt": p, "category": category} for p in drawn]
     rng.shuffle(pool)
     return pool
@@ -67,13 +84,15 @@ def target(
     return pool, report
 
 
-def write_pool(pool: list[dict[str, str]], report: WeaknessReport, folder: str | Path) -> None:
+def write_pool(pool: list[dict[str, str]], report: WeaknessReport | None, folder: str | Path) -> None:
+    """``pool.jsonl`` and, given a report, ``weakness_report.json``/``.md`` in ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / POOL_FILE, "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in pool)
-    (folder / "weakness_report.json").write_text(report.to_json() + "\n")
-    (folder / "weakness_report.md").write_text(report.to_markdown())
+    if report is not None:
+        (folder / "weakness_report.json").write_text(report.to_json() + "\n")
+        (folder / "weakness_report.md").write_text(report.to_markdown())
 
 
-__all__ = ["POOL_FILE", "build_targeted_pool", "target", "write_pool"]
+__all__ = ["POOL_FILE", "build_pool", "build_targeted_pool", "draw_pool", "target", "write_pool"]

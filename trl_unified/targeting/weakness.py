@@ -50,15 +50,8 @@ class WeaknessReport:
         return sorted(self.categories, key=lambda c: -self.categories[c].failure_rate)[:k]
 
     def allocate(self, size: int) -> dict[str, int]:
-        """Prompts per category for a pool of ``size`` (largest remainders: they sum to ``size``); stored as
-        ``count``."""
-        if size < 0:
-            raise ValueError(f"pool size must be >= 0, got {size}")
-        exact = {c: t.share * size for c, t in self.categories.items()}
-        counts = {c: math.floor(v) for c, v in exact.items()}
-        order = sorted(exact, key=lambda c: (-(exact[c] - counts[c]), list(exact).index(c)))
-        for c in order[: size - sum(counts.values())]:
-            counts[c] += 1
+        """Prompts per category for a pool of ``size`` (:func:`allocate`); stored as ``count``."""
+        counts = allocate(self.shares, size)
         for c, n in counts.items():
             self.categories[c].count = n
         return counts
@@ -119,6 +112,18 @@ def weakness_report(
     return report
 
 
+def allocate(shares: Mapping[str, float], size: int) -> dict[str, int]:
+    """Prompts per category for a pool of ``size`` with these ``shares`` (largest remainders: they sum to ``size``)."""
+    if size < 0:
+        raise ValueError(f"pool size must be >= 0, got {size}")
+    exact = {c: share * size for c, share in shares.items()}
+    counts = {c: math.floor(v) for c, v in exact.items()}
+    order = sorted(exact, key=lambda c: (-(exact[c] - counts[c]), list(exact).index(c)))
+    for c in order[: size - sum(counts.values())]:
+        counts[c] += 1
+    return counts
+
+
 def _shares(failure_rates: Mapping[str, float], min_share: float) -> dict[str, float]:
     total = sum(failure_rates.values())
     if total == 0:  # nothing fails: spread evenly
@@ -128,4 +133,4 @@ def _shares(failure_rates: Mapping[str, float], min_share: float) -> dict[str, f
     return {c: s / norm for c, s in shares.items()}
 
 
-__all__ = ["CategoryTarget", "WeaknessReport", "weakness_report"]
+__all__ = ["CategoryTarget", "WeaknessReport", "allocate", "weakness_report"]
