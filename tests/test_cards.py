@@ -133,6 +133,10 @@ def test_cards_through_the_hub(tmp_path, local_hub):
     assert 'load_dataset("test-user/tiny-selfgen", split="train")' in code_block(card.text, "python")
     assert "--model_name_or_path test-user/tiny-base --dataset_name test-user/tiny-selfgen" in card.text
     assert "eprint        = {2601.04339}" in card.text and "vonwerra2020trl" in card.text
+    assert (
+        "{{Unified Text-Image Generation with Weakness-Targeted Post-Training}}" in card.text
+        and "Chen, Jiahui" in card.text
+    )
 
     # the dataset viewer shows images: the parquet's `datasets` schema and the card's features say Image, bytes inside
     parquet = [name for name in files if name.startswith("data/") and name.endswith(".parquet")]

@@ -142,8 +142,8 @@ def test_constant_groups_get_no_weight_unless_kept(tmp_path, caplog_hf, keep):
         assert "dropping 4 of 8 rows" in caplog_hf.text
     assert trainer.weight_stats["image"].constant_groups == 1
     trainer.train()
-    logged = next(entry for entry in trainer.state.log_history if "weights/image_constant_groups" in entry)
-    assert logged["weights/image_constant_groups"] == 1 and logged["weights/text_constant_groups"] == 1
+    logged = next(entry for entry in trainer.state.log_history if "dataset_weights/image_constant_groups" in entry)
+    assert logged["dataset_weights/image_constant_groups"] == 1 and logged["dataset_weights/text_constant_groups"] == 1
 
 
 def test_none_group_ids_are_refused(tmp_path):
@@ -240,8 +240,11 @@ def test_sources_are_weighted_separately_and_reported(tmp_path):
     assert set(trainer.source_weight_stats) == {"targeted", "broad"}
     assert trainer.source_weight_stats["broad"]["image"].rows == 6
     trainer.train()
-    logged = next(entry for entry in trainer.state.log_history if "weights/image_ess" in entry)
-    assert logged["weights/targeted/image_mean"] == pytest.approx(1.0) and "weights/broad/text_ess" in logged
+    logged = next(entry for entry in trainer.state.log_history if "dataset_weights/image_ess" in entry)
+    assert (
+        logged["dataset_weights/targeted/image_mean"] == pytest.approx(1.0)
+        and "dataset_weights/broad/text_ess" in logged
+    )
     trainer.save_model()
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Weights per source (`source`" in card

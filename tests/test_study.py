@@ -184,3 +184,11 @@ def test_plan_numbers_count_only_samples_that_wrote_reasoning():
         row["text_reward"], row["reasoning_tokens"] = reward, tokens
     assert plan_score(result) == pytest.approx(0.75) and plan_correct(result) == pytest.approx(0.5)
     assert math.isnan(plan_score(EvalResult.from_rows("y", "image_only", [], "score", 0.5)))
+
+
+def test_ablate_reads_a_yaml_config_and_names_a_bad_option(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text("pool_size: 0\nseeds: [0, 1]\n")
+    result = _run(["--config", str(config), "--output_dir", str(tmp_path / "study")], timeout=300)
+    assert result.returncode == 2 and "pool_size must be an integer > 0, got 0" in result.stderr
+    assert not (tmp_path / "study").exists()  # checked before anything is written

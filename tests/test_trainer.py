@@ -118,7 +118,9 @@ def test_objective_is_independent_of_accumulation(tmp_path, normalization):
     for key in big:
         torch.testing.assert_close(big[key], small[key], rtol=1e-4, atol=1e-6)
     logged = [entry for entry in trainer.state.log_history if "loss/image" in entry]
-    assert logged and "weights/image_ess" in logged[0] and math.isfinite(logged[0]["loss/image"])
+    assert logged and "dataset_weights/image_ess" in logged[0] and math.isfinite(logged[0]["loss/image"])
+    # the step's window holds every row, so its mean weight is the dataset's: two keys, two computations, one value
+    assert logged[0]["weights/image_mean"] == pytest.approx(logged[0]["dataset_weights/image_mean"])
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 SOURCE_STUDY = "2601.04339"
-#: arXiv's identifiers and link for the source study (title and authors: see its arXiv page).
-SOURCE_STUDY_BIBTEX = f"""@misc{{arxiv{SOURCE_STUDY.replace(".", "_")},
-  note          = {{Offline reward-weighted post-training of unified text+image models on self-generated data}},
+SOURCE_STUDY_TITLE = "Unified Text-Image Generation with Weakness-Targeted Post-Training"
+#: The source study (arXiv, submitted 7 January 2026).
+SOURCE_STUDY_BIBTEX = f"""@misc{{chen2026unified,
+  title         = {{{{{SOURCE_STUDY_TITLE}}}}},
+  author        = {{Chen, Jiahui and Hansen-Estruch, Philippe and Han, Xiaochuang and Hu, Yushi and Dinan, Emily
+                   and Kamath, Amita and Drozdzal, Michal and Askari-Hemmat, Reyhane and Zettlemoyer, Luke
+                   and Ghazvininejad, Marjan}},
   eprint        = {{{SOURCE_STUDY}}},
   archivePrefix = {{arXiv}},
+  primaryClass  = {{cs.CV}},
   year          = {{2026}},
   url           = {{https://arxiv.org/abs/{SOURCE_STUDY}}}
 }}"""

@@ -1,6 +1,6 @@
 """`trl-unified ablate`: the method's four findings, measured with seeds on the shapes world (see `trl_unified.study`).
 
-    trl-unified ablate --output_dir outputs/study                      # the default study (about 30 min on 2 cores)
+    trl-unified ablate --output_dir outputs/study                      # the default study (26 min on 2 cores)
     trl-unified ablate --quick --seeds 0 1 --output_dir /tmp/study     # a small version, for tests
     trl-unified ablate --arms sft broad_prompts --seeds 0 1 2 3 4      # some arms (rwr always runs), more seeds
 

@@ -231,7 +231,8 @@ class RewardWeightedMultimodalTrainer(Trainer):
         """Add the per-modality metrics of the logging window, summed over every micro-batch and process.
 
         ``loss/<modality>`` is the weighted loss over its normaliser (tokens or sequences), ``weights/<modality>_mean``
-        the mean weight of the samples having that modality. Every process calls ``log`` at the same steps (as
+        the mean weight of the window's samples having that modality; the whole dataset's weight statistics go out once,
+        with the first log, as ``dataset_weights/...`` (so they never overwrite the window's mean). Every process calls ``log`` at the same steps (as
         ``Trainer`` does), so the sum over processes is one collective per log.
         """
         mode = "train" if self.model.training else "eval"
@@ -253,11 +254,11 @@ class RewardWeightedMultimodalTrainer(Trainer):
         if self._pending_weight_logs and mode == "train":  # once, with the first training log
             for name, stats in self.weight_stats.items():
                 for field, value in vars(stats).items():
-                    logs[f"weights/{name}_{field}"] = value
+                    logs[f"dataset_weights/{name}_{field}"] = value
             for source, by_modality in self.source_weight_stats.items():
                 for name, stats in by_modality.items():
                     for field, value in vars(stats).items():
-                        logs[f"weights/{source}/{name}_{field}"] = value
+                        logs[f"dataset_weights/{source}/{name}_{field}"] = value
             self._pending_weight_logs = False
         super().log(logs, start_time)
         self._metric_sums[mode] = None
