@@ -82,6 +82,8 @@ def test_a_reversed_and_a_noisy_difference_are_called_so():
     # pooled samples say "better" (200 samples a side), but the seeds disagree: the verdict follows the seeds
     spread = study_table({0: evals(40, 10), 1: evals(10, 38)}, ["a"]).findings[0]["pairs"][0]
     assert spread["seeds_ahead"] == 1 and spread["verdict"] == "within the seed spread"
+    one_seed = study_table({0: evals(25, 24)}, ["a"]).findings[0]["pairs"][0]
+    assert one_seed["seed_interval"] is None and one_seed["verdict"] == "within the sampling noise"
 
 
 def test_fixed_share_pools_follow_their_shares_and_skip_excluded_prompts():

@@ -10,7 +10,8 @@ plan score (the mean text reward) and of the share of correct plans (text reward
   interval counts only the evaluation's sampling noise, so it is the narrower one.
 
 The verdict reads the interval over seeds (the pooled one when there is a single seed): a claim *holds* when it is
-above zero, is *reversed* when it is below, and is *within the seed spread* otherwise.
+above zero, is *reversed* when it is below, and is *within the seed spread* (one seed: *within the sampling noise*)
+otherwise.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def _finding(finding: Finding, evaluations, comparisons_dir) -> dict[str, Any]:
         low, high = (-interval.high, -interval.low) if finding.measure == "accuracy" else (interval.low, interval.high)
         over_seeds = t_interval(differences, confidence) if len(differences) > 1 else None
         judged = (over_seeds.low, over_seeds.high) if over_seeds is not None else (low, high)
-        verdict = "holds" if judged[0] > 0 else "reversed" if judged[1] < 0 else "within the seed spread"
+        spread = "within the seed spread" if over_seeds is not None else "within the sampling noise"
+        verdict = "holds" if judged[0] > 0 else "reversed" if judged[1] < 0 else spread
         out["pairs"].append(
             {
                 "baseline": a,
