@@ -2,12 +2,14 @@
 
 Per seed, every evaluation is named ``<model>_<mode>`` (``base_staged``, ``rwr_unified``, ...). The table gives, over
 seeds, the mean and standard deviation of accuracy per category and over categories, of the switch rate, of the
-plan score (the mean text reward) and of the share of correct plans (text reward 1). A finding compares pairs of evaluations two ways:
+plan score (the mean text reward) and of the share of correct plans (text reward 1). A finding compares pairs of
+evaluations two ways:
 
 * the per-seed differences: their mean and spread, in how many seeds the claim's side is ahead, and a t interval
   over seeds (which counts the training's randomness: each seed self-generates and trains anew);
 * the library's comparison of all seeds' samples pooled (:func:`~trl_unified.evaluation.compare_evaluations`), whose
-  interval counts only the evaluation's sampling noise, so it is the narrower one.
+  interval counts only the evaluation's sampling noise, and treats the two evaluations as independent though they
+  share their prompts (so it can be the wider one).
 
 The verdict reads the interval over seeds (the pooled one when there is a single seed): a claim *holds* when it is
 above zero, is *reversed* when it is below, and is *within the seed spread* (one seed: *within the sampling noise*)
