@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from huggingface_hub import ModelCard
 from PIL import Image
 
@@ -65,3 +66,28 @@ def test_demo_quick_end_to_end(tmp_path):
     assert str(out / "round1" / "generated") in card.text and run["fingerprint"] in card.text
     assert "datasets" not in card.data.to_dict()  # not on the Hub: no link to a dataset that does not exist
     assert card.data.license == "apache-2.0"  # the shipped base model's licence (its card)
+
+
+def test_each_round_card_names_the_model_it_trained_from(tmp_path):
+    """Round 2 trains round 1's merged model, so its card names that model (saved in `round1/merged`, with a card
+    holding the licence) as its base, not the shipped base model."""
+    from huggingface_hub import ModelCard
+    from transformers import AutoModelForCausalLM
+
+    from trl_unified.shapes.demo import DemoConfig, run_demo
+    from trl_unified.shapes.model import BASE_MODEL_DIR
+
+    out = tmp_path / "demo"
+    config = DemoConfig(
+        output_dir=str(out), rounds=2, eval_prompts_per_category=1, eval_samples_per_category=1, pool_size=4,
+        samples_per_prompt=2, epochs=1.0, batch_size=4,
+    )  # fmt: skip
+    run_demo(config)
+    first, second = (ModelCard.load(out / f"round{i}" / "train" / "model" / "README.md") for i in (1, 2))
+    assert "shapes/base_model" in first.text and "round1/merged" not in first.text
+    assert f"`{out / 'round1' / 'merged'}`" in second.text and "shapes/base_model" not in second.text
+    assert second.data.license == first.data.license == "apache-2.0"
+    merged = AutoModelForCausalLM.from_pretrained(out / "round1" / "merged")
+    base = AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR)
+    assert not torch.equal(merged.lm_head.weight, base.lm_head.weight)  # round 1's training is in it
+    assert not (out / "round2" / "merged").exists()  # the last round's model is `model/`

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,6 +92,16 @@ def default_eval_prompts(per_category: int, seed: int = 0) -> list[str]:
 def read_prompts(path: str) -> PromptSet:
     """One prompt per line (blank lines skipped); every line must be in the shapes grammar (errors name the line)."""
     return load_prompt_set(path, categorize=shapes_category)
+
+
+def save_round_model(model, tokenizer, folder: Path) -> None:
+    """Save a round's merged model under ``folder / "merged"`` with its adapter's card (licence included), and point
+    the model at it, so the next round's model card names this model, not the shipped one, as its base."""
+    merged = folder / "merged"
+    model.save_pretrained(merged)
+    tokenizer.save_pretrained(merged)
+    shutil.copy(folder / "train" / "model" / "README.md", merged / "README.md")
+    model.config._name_or_path = str(merged)
 
 
 def summary_table(base: dict[str, EvalResult], rounds: list[EvalResult]) -> str:
@@ -169,6 +180,8 @@ def run_demo(cfg: DemoConfig) -> dict:
             model, tokenizer, dataset, cfg, folder / "train", seed=cfg.seed, reward_weighting=cfg.reward_weighting,
             **TRAINING,
         )  # fmt: skip
+        if round_index < cfg.rounds:  # the next round trains this model: its card must name it as the base
+            save_round_model(model, tokenizer, folder)
         current = evaluate(f"round{round_index}_unified", "unified")
         rounds.append(current)
 
