@@ -131,17 +131,18 @@ class EvalResult:
         return cls(name, mode, metric, threshold, categories, rows, folder, confidence)
 
 
-def _finite(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A reward or score value that counts: a finite number (None, NaN and infinities do not)."""
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _category_result(category: str, rows: list[dict], confidence: float) -> CategoryResult:
-    scores = [r["score"] for r in rows if _finite(r["score"])]
+    scores = [r["score"] for r in rows if is_finite_number(r["score"])]
     columns = dict.fromkeys(k for r in rows for k in r["rewards"])
     rewards = {}
     for column in columns:
         values = [r["rewards"].get(column) for r in rows]
-        values = [v for v in values if _finite(v)]
+        values = [v for v in values if is_finite_number(v)]
         rewards[column] = sum(values) / len(values) if values else math.nan
     unified = [r for r in rows if r["mode"] == "unified"]
     return CategoryResult(
@@ -263,7 +264,7 @@ def evaluate_model(
                 "text_reward": columns["text_reward"][i],
                 "image_reward": columns["image_reward"][i],
                 "score": value,
-                "correct": bool(_finite(value) and value >= threshold),
+                "correct": bool(is_finite_number(value) and value >= threshold),
                 "reward_errors": columns["reward_errors"][i],
             }
         )
@@ -345,6 +346,7 @@ __all__ = [
     "CategoryResult",
     "EvalResult",
     "evaluate_model",
+    "is_finite_number",
     "load_evaluation",
     "repeat_per_category",
     "write_evaluation",

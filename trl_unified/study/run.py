@@ -45,12 +45,9 @@ def run_study(config: StudyConfig, world: StudyWorld, log: Callable[[str], None]
     evaluations = {seed: _run_seed(config, world, arms, seed, out / f"seed{seed}", timed) for seed in config.seeds}
     table = study_table(evaluations, world.categories, comparisons_dir=out)
     previous = json.loads((out / "study.json").read_text()) if (out / "study.json").exists() else {}
-    table.save(out)
     # wall time of every invocation that built this folder (a resumed study adds its own)
     seconds = previous.get("seconds", 0.0) + time.time() - start
-    summary = json.loads((out / "study.json").read_text())
-    summary.update(world=world.name, seconds=seconds, config=jsonable(asdict(config)))
-    (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table.save(out, world=world.name, seconds=seconds, config=asdict(config))
     log("\n" + table.to_markdown())
     timed(f"done; tables in {out}/study.md, comparisons in {out}/finding*.md")
     return table

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation.compare import POOLED, compare_evaluations
-from ..evaluation.evaluate import EvalResult
+from ..evaluation.evaluate import EvalResult, is_finite_number
 from ..evaluation.intervals import Interval, difference_interval, t_interval
 from ..jsonable import jsonable
 from .arms import FINDINGS, Finding
@@ -63,7 +63,7 @@ def _interval(bounds: list[float] | None) -> str:
 
 
 def _text_rewards(result: EvalResult) -> list[float]:
-    return [r["text_reward"] for r in result.rows if _finite(r["text_reward"]) and r["reasoning_tokens"]]
+    return [r["text_reward"] for r in result.rows if is_finite_number(r["text_reward"]) and r["reasoning_tokens"]]
 
 
 def plan_score(result: EvalResult) -> float:
@@ -77,10 +77,6 @@ def plan_correct(result: EvalResult) -> float:
     as the shapes world's plan checker (NaN when none wrote reasoning)."""
     values = _text_rewards(result)
     return sum(v >= 1 for v in values) / len(values) if values else math.nan
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def measure(result: EvalResult, name: str) -> float:
@@ -164,11 +160,12 @@ class StudyTable:
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
-    def save(self, folder: str | Path, stem: str = "study") -> None:
-        """``<stem>.md``, ``<stem>.json`` and ``<stem>.png`` in ``folder``."""
+    def save(self, folder: str | Path, stem: str = "study", **extra: Any) -> None:
+        """``<stem>.md``, ``<stem>.json`` (with ``extra`` fields beside the table's) and ``<stem>.png`` in
+        ``folder``."""
         folder = Path(folder)
         (folder / f"{stem}.md").write_text(self.to_markdown())
-        (folder / f"{stem}.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        (folder / f"{stem}.json").write_text(json.dumps({**self.to_dict(), **jsonable(extra)}, indent=2) + "\n")
         self.plot(folder / f"{stem}.png")
 
 
